@@ -1,0 +1,438 @@
+//! The broker: the registry of topics and their channels, and the one place metadata changes.
+//!
+//! Every change runs in three steps, in this order: persist it to the [`MetaStore`] (skipped
+//! while loading and for ephemeral names), apply it to memory, then publish a [`ChangeEvent`].
+//! Changes to one topic are serialised, and each runs on its own task so that a caller that
+//! goes away (an HTTP client hanging up) cannot leave a change half done.
+
+mod channel;
+mod event;
+mod topic;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+
+pub use channel::Channel;
+pub use event::ChangeEvent;
+pub use topic::Topic;
+use topic::TopicState;
+
+use crate::meta_store::{Change, MetaStore, StoreError};
+use crate::metadata::TopicMeta;
+use crate::names;
+
+/// How many events may wait for a slow subscriber before it is told it lagged (and must
+/// resynchronise from a snapshot).
+const EVENT_BACKLOG: usize = 4096;
+
+/// Why a broker operation failed. A failed change leaves store and memory as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("invalid topic name {0:?}")]
+    InvalidTopic(String),
+    #[error("invalid channel name {0:?}")]
+    InvalidChannel(String),
+    #[error("topic {0:?} not found")]
+    TopicNotFound(String),
+    #[error("channel {0:?} not found")]
+    ChannelNotFound(String),
+    #[error("cannot persist the change: {0}")]
+    Store(#[from] StoreError),
+    #[error("the broker is shutting down")]
+    Exiting,
+    #[error("restoring a topic is only allowed while loading")]
+    NotLoading,
+}
+
+/// The topic registry. Shared as `Arc<Broker>`.
+pub struct Broker {
+    store: Arc<MetaStore>,
+    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    is_loading: AtomicBool,
+    events: broadcast::Sender<ChangeEvent>,
+}
+
+impl Broker {
+    /// A broker with no topics, persisting to `store`.
+    pub fn new(store: Arc<MetaStore>) -> Arc<Self> {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        Arc::new(Broker {
+            store,
+            topics: Mutex::new(HashMap::new()),
+            is_loading: AtomicBool::new(false),
+            events,
+        })
+    }
+
+    /// The store this broker persists to.
+    pub fn store(&self) -> &Arc<MetaStore> {
+        &self.store
+    }
+
+    /// Subscribes to change events. A subscriber that falls more than a few thousand events
+    /// behind gets `RecvError::Lagged` and should resynchronise from [`Broker::topics`].
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Whether boot replay is running: nothing is persisted or announced meanwhile.
+    pub fn is_loading(&self) -> bool {
+        self.is_loading.load(Ordering::Acquire)
+    }
+
+    /// Set by the loader around replay.
+    pub fn set_loading(&self, loading: bool) {
+        self.is_loading.store(loading, Ordering::Release);
+    }
+
+    fn lock_topics(&self) -> MutexGuard<'_, HashMap<String, Arc<Topic>>> {
+        // Every change to the map is a single insert or remove: a panic cannot leave it torn.
+        self.topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every live topic, in name order.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<_> = self
+            .lock_topics()
+            .values()
+            .filter(|t| t.is_live())
+            .cloned()
+            .collect();
+        topics.sort_by(|a, b| a.name().cmp(b.name()));
+        topics
+    }
+
+    /// The topic called `name` if it exists; never creates one.
+    pub fn get_existing_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.lock_topics()
+            .get(name)
+            .filter(|t| t.is_live())
+            .cloned()
+    }
+
+    fn announce(&self, event: ChangeEvent) {
+        if !self.is_loading() {
+            // No subscriber is not an error: nobody needs telling.
+            let _ = self.events.send(event);
+        }
+    }
+
+    async fn persist(&self, ephemeral: bool, change: Change) -> Result<(), BrokerError> {
+        if ephemeral || self.is_loading() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.apply(&change))
+            .await
+            .map_err(|_| BrokerError::Exiting)??;
+        Ok(())
+    }
+
+    /// Runs `op` on its own task, so the change completes even if the caller is dropped.
+    async fn run_detached<T, F>(self: &Arc<Self>, op: F) -> Result<T, BrokerError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, BrokerError>> + Send + 'static,
+    {
+        tokio::spawn(op).await.map_err(|_| BrokerError::Exiting)?
+    }
+
+    /// The topic called `name`, created (persisted, then registered, then announced) if it
+    /// does not exist.
+    ///
+    /// # Errors
+    /// [`BrokerError::InvalidTopic`] for a bad name; [`BrokerError::Store`] when it cannot be
+    /// persisted, in which case no topic is created.
+    pub async fn get_or_create_topic(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        if !names::is_valid_topic_name(name) {
+            return Err(BrokerError::InvalidTopic(name.into()));
+        }
+        if let Some(topic) = self.get_existing_topic(name) {
+            return Ok(topic);
+        }
+        let broker = self.clone();
+        let name = name.to_string();
+        self.run_detached(async move { broker.create_topic(&name).await })
+            .await
+    }
+
+    async fn create_topic(self: &Arc<Self>, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        loop {
+            let (topic, guard) = {
+                let mut topics = self.lock_topics();
+                match topics.get(name) {
+                    Some(topic) => (topic.clone(), None),
+                    None => {
+                        let topic = Arc::new(Topic::new(name, false));
+                        // A fresh mutex is always free.
+                        let guard = topic.change_lock.clone().try_lock_owned().ok();
+                        topics.insert(name.to_string(), topic.clone());
+                        (topic, guard)
+                    }
+                }
+            };
+            if guard.is_none() {
+                // Someone else is creating or deleting it: wait for them, then look again.
+                let state = {
+                    let _wait = topic.change_lock.lock().await;
+                    topic.state()
+                };
+                match state {
+                    TopicState::Live => return Ok(topic),
+                    TopicState::Pending | TopicState::Gone => {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                }
+            }
+            let change = Change::CreateTopic { topic: name.into() };
+            if let Err(e) = self.persist(topic.is_ephemeral(), change).await {
+                self.unregister(&topic);
+                return Err(e);
+            }
+            topic.set_state(TopicState::Live);
+            if !self.is_loading() {
+                topic.start();
+            }
+            tracing::info!(topic = name, "TOPIC: created");
+            self.announce(ChangeEvent::TopicCreated { topic: name.into() });
+            return Ok(topic);
+        }
+    }
+
+    fn unregister(&self, topic: &Arc<Topic>) {
+        topic.set_state(TopicState::Gone);
+        let mut topics = self.lock_topics();
+        if topics
+            .get(topic.name())
+            .is_some_and(|t| Arc::ptr_eq(t, topic))
+        {
+            topics.remove(topic.name());
+        }
+    }
+
+    /// Deletes the topic and all its channels: persisted, removed, then announced (each
+    /// channel's deletion, then the topic's).
+    ///
+    /// # Errors
+    /// [`BrokerError::TopicNotFound`]; [`BrokerError::Store`], leaving the topic in place.
+    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<(), BrokerError> {
+        let topic = self
+            .get_existing_topic(name)
+            .ok_or_else(|| BrokerError::TopicNotFound(name.into()))?;
+        let broker = self.clone();
+        self.run_detached(async move {
+            let _guard = topic.change_lock.lock().await;
+            if !topic.is_live() {
+                return Err(BrokerError::TopicNotFound(topic.name().into()));
+            }
+            let change = Change::DeleteTopic {
+                topic: topic.name().into(),
+            };
+            broker.persist(topic.is_ephemeral(), change).await?;
+            broker.unregister(&topic);
+            let channels: Vec<_> = std::mem::take(&mut *topic.lock_channels())
+                .into_values()
+                .collect();
+            for channel in &channels {
+                channel.mark_deleted();
+                broker.announce(ChangeEvent::ChannelDeleted {
+                    topic: topic.name().into(),
+                    channel: channel.name().into(),
+                });
+            }
+            tracing::info!(topic = topic.name(), "TOPIC: deleted");
+            broker.announce(ChangeEvent::TopicDeleted {
+                topic: topic.name().into(),
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Pauses or unpauses the topic: persisted, applied, announced. Setting the flag it
+    /// already has changes nothing and announces nothing.
+    pub async fn set_topic_paused(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        paused: bool,
+    ) -> Result<(), BrokerError> {
+        let broker = self.clone();
+        let topic = topic.clone();
+        self.run_detached(async move {
+            let _guard = topic.change_lock.lock().await;
+            if !topic.is_live() {
+                return Err(BrokerError::TopicNotFound(topic.name().into()));
+            }
+            if topic.is_paused() == paused {
+                return Ok(());
+            }
+            let change = Change::SetTopicPaused {
+                topic: topic.name().into(),
+                paused,
+            };
+            broker.persist(topic.is_ephemeral(), change).await?;
+            topic.set_paused(paused);
+            broker.announce(ChangeEvent::TopicPaused {
+                topic: topic.name().into(),
+                paused,
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// The channel called `name` of `topic`, created (persisted, registered, announced) if it
+    /// does not exist.
+    ///
+    /// # Errors
+    /// [`BrokerError::InvalidChannel`]; [`BrokerError::TopicNotFound`] when the topic was
+    /// deleted meanwhile; [`BrokerError::Store`], creating nothing.
+    pub async fn get_or_create_channel(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        name: &str,
+    ) -> Result<Arc<Channel>, BrokerError> {
+        if !names::is_valid_channel_name(name) {
+            return Err(BrokerError::InvalidChannel(name.into()));
+        }
+        if let Some(channel) = topic.get_existing_channel(name) {
+            return Ok(channel);
+        }
+        let broker = self.clone();
+        let topic = topic.clone();
+        let name = name.to_string();
+        self.run_detached(async move {
+            let _guard = topic.change_lock.lock().await;
+            if !topic.is_live() {
+                return Err(BrokerError::TopicNotFound(topic.name().into()));
+            }
+            if let Some(channel) = topic.get_existing_channel(&name) {
+                return Ok(channel);
+            }
+            let channel = Arc::new(Channel::new(&name, false));
+            let change = Change::CreateChannel {
+                topic: topic.name().into(),
+                channel: name.clone(),
+            };
+            broker
+                .persist(topic.is_ephemeral() || channel.is_ephemeral(), change)
+                .await?;
+            topic.lock_channels().insert(name.clone(), channel.clone());
+            tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: created");
+            broker.announce(ChangeEvent::ChannelCreated {
+                topic: topic.name().into(),
+                channel: name,
+            });
+            Ok(channel)
+        })
+        .await
+    }
+
+    /// Deletes the channel: persisted, removed, announced.
+    ///
+    /// # Errors
+    /// [`BrokerError::ChannelNotFound`]; [`BrokerError::Store`], leaving it in place.
+    pub async fn delete_channel(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        name: &str,
+    ) -> Result<(), BrokerError> {
+        let broker = self.clone();
+        let topic = topic.clone();
+        let name = name.to_string();
+        self.run_detached(async move {
+            let _guard = topic.change_lock.lock().await;
+            let channel = topic
+                .get_existing_channel(&name)
+                .filter(|_| topic.is_live())
+                .ok_or_else(|| BrokerError::ChannelNotFound(name.clone()))?;
+            let change = Change::DeleteChannel {
+                topic: topic.name().into(),
+                channel: name.clone(),
+            };
+            broker
+                .persist(topic.is_ephemeral() || channel.is_ephemeral(), change)
+                .await?;
+            topic.lock_channels().remove(&name);
+            channel.mark_deleted();
+            tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: deleted");
+            broker.announce(ChangeEvent::ChannelDeleted {
+                topic: topic.name().into(),
+                channel: name,
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Pauses or unpauses the channel: persisted, applied, announced.
+    pub async fn set_channel_paused(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        channel: &Arc<Channel>,
+        paused: bool,
+    ) -> Result<(), BrokerError> {
+        let broker = self.clone();
+        let topic = topic.clone();
+        let channel = channel.clone();
+        self.run_detached(async move {
+            let _guard = topic.change_lock.lock().await;
+            if channel.is_deleted() || !topic.is_live() {
+                return Err(BrokerError::ChannelNotFound(channel.name().into()));
+            }
+            if channel.is_paused() == paused {
+                return Ok(());
+            }
+            let change = Change::SetChannelPaused {
+                topic: topic.name().into(),
+                channel: channel.name().into(),
+                paused,
+            };
+            broker
+                .persist(topic.is_ephemeral() || channel.is_ephemeral(), change)
+                .await?;
+            channel.set_paused(paused);
+            broker.announce(ChangeEvent::ChannelPaused {
+                topic: topic.name().into(),
+                channel: channel.name().into(),
+                paused,
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Boot replay of one stored topic: registers it with its channels and paused flags in
+    /// place, then starts it. Persists and announces nothing.
+    ///
+    /// # Errors
+    /// [`BrokerError::NotLoading`] outside loading; invalid names are the caller's to skip.
+    pub fn restore_topic(&self, meta: &TopicMeta) -> Result<Arc<Topic>, BrokerError> {
+        if !self.is_loading() {
+            return Err(BrokerError::NotLoading);
+        }
+        let topic = Arc::new(Topic::new(&meta.name, meta.paused));
+        {
+            let mut channels = topic.lock_channels();
+            for channel in &meta.channels {
+                channels.insert(
+                    channel.name.clone(),
+                    Arc::new(Channel::new(&channel.name, channel.paused)),
+                );
+            }
+        }
+        topic.set_state(TopicState::Live);
+        self.lock_topics().insert(meta.name.clone(), topic.clone());
+        topic.start();
+        Ok(topic)
+    }
+}

@@ -1,0 +1,161 @@
+//! The `rnsq` command line: `rnsq [nsqd] [FLAGS]`, `rnsq meta export|import|check`.
+//!
+//! Go's flag package also accepts single-dash long flags (`-data-path=x`), and nsqd deployment
+//! scripts use them; [`normalize_args`] rewrites those to the double-dash form before parsing.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::NsqdArgs;
+
+/// An NSQ-compatible message broker with crash-safe metadata.
+#[derive(Debug, Parser)]
+#[command(name = "rnsq", version = version_text(), args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// With no subcommand, rnsq runs nsqd with these flags.
+    #[command(flatten)]
+    pub nsqd: NsqdArgs,
+}
+
+fn version_text() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (NSQ protocol v1.3.0)")
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker (the default)
+    #[command(version = version_text())]
+    Nsqd(Box<NsqdArgs>),
+    /// Export, import or check topic and channel metadata
+    #[command(version = version_text(), subcommand)]
+    Meta(MetaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetaCommand {
+    /// Print the metadata as nsqd.dat JSON (asks the running broker when one holds the data path)
+    #[command(version = version_text())]
+    Export {
+        /// Data path of the broker
+        #[arg(long, default_value = "./data", value_name = "PATH")]
+        data_path: PathBuf,
+        /// Write to FILE instead of standard output
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Apply an nsqd.dat file (Go nsqd's or rnsq's) to the store, in one transaction
+    #[command(version = version_text())]
+    Import {
+        /// The nsqd.dat file to import
+        file: PathBuf,
+        /// Data path of the broker (which must not be running)
+        #[arg(long, default_value = "./data", value_name = "PATH")]
+        data_path: PathBuf,
+        /// Also remove topics and channels the file lacks
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Verify the store and print its counts
+    #[command(version = version_text())]
+    Check {
+        /// Data path of the broker (which must not be running)
+        #[arg(long, default_value = "./data", value_name = "PATH")]
+        data_path: PathBuf,
+    },
+}
+
+/// Rewrites Go-style single-dash long flags (`-data-path=x`, `-mem-queue-size 5`) as
+/// `--data-path=x`; leaves short flags (`-o`), values and everything after `--` alone.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (index, arg) in args.into_iter().enumerate() {
+        if index == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        let name = arg.strip_prefix('-').unwrap_or("");
+        let flag = name.split('=').next().unwrap_or("");
+        let go_style = !name.starts_with('-')
+            && flag.len() > 1
+            && flag.starts_with(|c: char| c.is_ascii_lowercase())
+            && flag
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        out.push(if go_style { format!("-{arg}") } else { arg });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        normalize_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn go_style_flags_become_long_flags() {
+        assert_eq!(
+            norm(&[
+                "rnsq",
+                "-data-path=/x",
+                "-mem-queue-size",
+                "5",
+                "--tcp-address",
+                "a:1",
+                "-o",
+                "f"
+            ]),
+            [
+                "rnsq",
+                "--data-path=/x",
+                "--mem-queue-size",
+                "5",
+                "--tcp-address",
+                "a:1",
+                "-o",
+                "f"
+            ]
+        );
+        assert_eq!(
+            norm(&["rnsq", "--", "-data-path"]),
+            ["rnsq", "--", "-data-path"]
+        );
+        assert_eq!(norm(&["rnsq", "-1s"]), ["rnsq", "-1s"]);
+    }
+
+    #[test]
+    fn parses_subcommands_and_default() {
+        let cli = Cli::try_parse_from(norm(&["rnsq", "-data-path=/x"])).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.nsqd.data_path, Some(PathBuf::from("/x")));
+        let cli = Cli::try_parse_from(["rnsq", "meta", "import", "f.dat", "--replace"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Meta(MetaCommand::Import { replace: true, .. }))
+        ));
+        let cli = Cli::try_parse_from([
+            "rnsq",
+            "nsqd",
+            "--lookupd-tcp-address",
+            "a:1",
+            "--lookupd-tcp-address",
+            "b:2",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Nsqd(args)) => assert_eq!(args.lookupd_tcp_address, ["a:1", "b:2"]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

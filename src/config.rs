@@ -1,0 +1,603 @@
+//! nsqd's options: their defaults, the TOML config file (`--config`, with the keys of Go
+//! nsqd's config file) and the command-line flags (nsqd's names), merged in that order of
+//! precedence: flag over file over default.
+
+pub mod duration;
+mod live;
+
+pub use live::{LiveOptions, LogLevelHook};
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// A config or flag problem, naming the key or flag and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: unknown key `{key}`")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("{path}: key `{key}` is an nsqd option rnsq does not support yet")]
+    Unsupported { path: PathBuf, key: String },
+    #[error("{origin} `{key}`: {message}")]
+    BadValue {
+        origin: &'static str,
+        key: String,
+        message: String,
+    },
+}
+
+/// nsqd's log levels; the number is Go's (`GET /config/log_level` answers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Fatal = 5,
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            "fatal" => Ok(LogLevel::Fatal),
+            _ => Err(format!(
+                "invalid log level {s:?} (debug, info, warn, error, fatal)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Fatal => "fatal",
+        })
+    }
+}
+
+/// The broker's resolved options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NsqdOptions {
+    pub data_path: PathBuf,
+    pub tcp_address: String,
+    pub http_address: String,
+    pub broadcast_address: String,
+    /// 0: announce the port actually bound.
+    pub broadcast_tcp_port: u16,
+    /// 0: announce the port actually bound.
+    pub broadcast_http_port: u16,
+    pub nsqlookupd_tcp_addresses: Vec<String>,
+    pub node_id: i64,
+    pub max_msg_size: i64,
+    pub max_body_size: i64,
+    pub mem_queue_size: i64,
+    pub msg_timeout: Duration,
+    pub max_msg_timeout: Duration,
+    pub max_req_timeout: Duration,
+    pub max_rdy_count: i64,
+    pub max_heartbeat_interval: Duration,
+    pub max_output_buffer_size: i64,
+    pub max_output_buffer_timeout: Duration,
+    pub max_deflate_level: i64,
+    pub log_level: LogLevel,
+}
+
+impl Default for NsqdOptions {
+    fn default() -> Self {
+        let hostname = hostname();
+        NsqdOptions {
+            data_path: PathBuf::from("./data"),
+            tcp_address: "127.0.0.1:4150".into(),
+            http_address: "127.0.0.1:4151".into(),
+            node_id: default_node_id(&hostname),
+            broadcast_address: hostname,
+            broadcast_tcp_port: 0,
+            broadcast_http_port: 0,
+            nsqlookupd_tcp_addresses: Vec::new(),
+            max_msg_size: 1024 * 1024,
+            max_body_size: 5 * 1024 * 1024,
+            mem_queue_size: 10_000,
+            msg_timeout: Duration::from_secs(60),
+            max_msg_timeout: Duration::from_secs(15 * 60),
+            max_req_timeout: Duration::from_secs(3600),
+            max_rdy_count: 2500,
+            max_heartbeat_interval: Duration::from_secs(60),
+            max_output_buffer_size: 64 * 1024,
+            max_output_buffer_timeout: Duration::from_secs(30),
+            max_deflate_level: 6,
+            log_level: LogLevel::Info,
+        }
+    }
+}
+
+/// This machine's host name, as Go's `os.Hostname()` gives it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Go nsqd's default `--node-id`: CRC-32 (IEEE) of the MD5 of the host name, modulo 1024.
+pub fn default_node_id(hostname: &str) -> i64 {
+    use md5::Digest;
+    let digest = md5::Md5::digest(hostname.as_bytes());
+    i64::from(crc32fast::hash(&digest) % 1024)
+}
+
+/// nsqd's flags. Every one is optional here so that a flag that was not given leaves the
+/// config file's value in place.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NsqdArgs {
+    /// Path to a TOML config file with the keys of nsqd's config file (e.g. data_path)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Path to store metadata and messages [default: ./data]
+    #[arg(long, value_name = "PATH")]
+    pub data_path: Option<PathBuf>,
+    /// <addr>:<port> to listen on for TCP clients [default: 127.0.0.1:4150]
+    #[arg(long, value_name = "ADDR")]
+    pub tcp_address: Option<String>,
+    /// <addr>:<port> to listen on for HTTP clients [default: 127.0.0.1:4151]
+    #[arg(long, value_name = "ADDR")]
+    pub http_address: Option<String>,
+    /// Address this node is registered with in lookupd [default: the host name]
+    #[arg(long, value_name = "ADDR")]
+    pub broadcast_address: Option<String>,
+    /// TCP port registered with lookupd [default: the TCP port bound]
+    #[arg(long, value_name = "PORT")]
+    pub broadcast_tcp_port: Option<u16>,
+    /// HTTP port registered with lookupd [default: the HTTP port bound]
+    #[arg(long, value_name = "PORT")]
+    pub broadcast_http_port: Option<u16>,
+    /// lookupd TCP address (may be given multiple times)
+    #[arg(long = "lookupd-tcp-address", value_name = "ADDR")]
+    pub lookupd_tcp_address: Vec<String>,
+    /// Unique part for message IDs, [0,1024) [default: from the host name]
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<i64>,
+    /// Maximum size of a single message in bytes [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    pub max_msg_size: Option<i64>,
+    /// Maximum size of a single command body [default: 5242880]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_size: Option<i64>,
+    /// Number of messages to keep in memory, per topic and channel [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub mem_queue_size: Option<i64>,
+    /// Default time to wait before auto-requeuing a message [default: 1m0s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub msg_timeout: Option<Duration>,
+    /// Maximum client-configurable message timeout [default: 15m0s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub max_msg_timeout: Option<Duration>,
+    /// Maximum requeue timeout [default: 1h0m0s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub max_req_timeout: Option<Duration>,
+    /// Maximum RDY count for a client [default: 2500]
+    #[arg(long, value_name = "N")]
+    pub max_rdy_count: Option<i64>,
+    /// Maximum client-configurable heartbeat interval [default: 1m0s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub max_heartbeat_interval: Option<Duration>,
+    /// Maximum client-configurable output buffer size in bytes [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    pub max_output_buffer_size: Option<i64>,
+    /// Maximum client-configurable output buffer timeout [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub max_output_buffer_timeout: Option<Duration>,
+    /// Maximum deflate compression level a client can negotiate [default: 6]
+    #[arg(long, value_name = "LEVEL")]
+    pub max_deflate_level: Option<i64>,
+    /// Log level: debug, info, warn, error, fatal [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+}
+
+/// Keys of Go nsqd's config file that rnsq does not implement yet: refused with their own
+/// message, so an operator knows the key is right but the feature is missing.
+const GO_ONLY_KEYS: &[&str] = &[
+    "https_address",
+    "auth_http_addresses",
+    "http_client_connect_timeout",
+    "http_client_request_timeout",
+    "max_bytes_per_file",
+    "sync_every",
+    "sync_timeout",
+    "statsd_address",
+    "statsd_prefix",
+    "statsd_interval",
+    "statsd_mem_stats",
+    "statsd_udp_packet_size",
+    "e2e_processing_latency_window_time",
+    "e2e_processing_latency_percentiles",
+    "tls_cert",
+    "tls_key",
+    "tls_client_auth_policy",
+    "tls_root_ca_file",
+    "tls_required",
+    "tls_min_version",
+    "deflate",
+    "snappy",
+    "max_channel_consumers",
+    "min_output_buffer_timeout",
+    "output_buffer_timeout",
+    "log_prefix",
+    "verbose",
+];
+
+impl NsqdOptions {
+    /// Defaults, then `args.config`'s file, then the flags given in `args`; then validation.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file, key or flag at fault.
+    pub fn resolve(args: &NsqdArgs) -> Result<Self, ConfigError> {
+        let mut opts = NsqdOptions::default();
+        if let Some(path) = &args.config {
+            opts.apply_file(path)?;
+        }
+        opts.apply_flags(args);
+        opts.validate()?;
+        Ok(opts)
+    }
+
+    fn apply_flags(&mut self, a: &NsqdArgs) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.data_path, &a.data_path);
+        set(&mut self.tcp_address, &a.tcp_address);
+        set(&mut self.http_address, &a.http_address);
+        set(&mut self.broadcast_address, &a.broadcast_address);
+        set(&mut self.broadcast_tcp_port, &a.broadcast_tcp_port);
+        set(&mut self.broadcast_http_port, &a.broadcast_http_port);
+        if !a.lookupd_tcp_address.is_empty() {
+            self.nsqlookupd_tcp_addresses = a.lookupd_tcp_address.clone();
+        }
+        set(&mut self.node_id, &a.node_id);
+        set(&mut self.max_msg_size, &a.max_msg_size);
+        set(&mut self.max_body_size, &a.max_body_size);
+        set(&mut self.mem_queue_size, &a.mem_queue_size);
+        set(&mut self.msg_timeout, &a.msg_timeout);
+        set(&mut self.max_msg_timeout, &a.max_msg_timeout);
+        set(&mut self.max_req_timeout, &a.max_req_timeout);
+        set(&mut self.max_rdy_count, &a.max_rdy_count);
+        set(&mut self.max_heartbeat_interval, &a.max_heartbeat_interval);
+        set(&mut self.max_output_buffer_size, &a.max_output_buffer_size);
+        set(
+            &mut self.max_output_buffer_timeout,
+            &a.max_output_buffer_timeout,
+        );
+        set(&mut self.max_deflate_level, &a.max_deflate_level);
+        set(&mut self.log_level, &a.log_level);
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+        for (key, value) in &table {
+            self.set_by_cfg_name(key, value).map_err(|e| match e {
+                SetError::Unknown if GO_ONLY_KEYS.contains(&key.as_str()) => {
+                    ConfigError::Unsupported {
+                        path: path.into(),
+                        key: key.clone(),
+                    }
+                }
+                SetError::Unknown => ConfigError::UnknownKey {
+                    path: path.into(),
+                    key: key.clone(),
+                },
+                SetError::Bad(message) => ConfigError::BadValue {
+                    origin: "config key",
+                    key: format!("{key}` in `{}", path.display()),
+                    message,
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
+    fn set_by_cfg_name(&mut self, key: &str, value: &toml::Value) -> Result<(), SetError> {
+        match key {
+            "data_path" => self.data_path = PathBuf::from(string(value)?),
+            "tcp_address" => self.tcp_address = string(value)?,
+            "http_address" => self.http_address = string(value)?,
+            "broadcast_address" => self.broadcast_address = string(value)?,
+            "broadcast_tcp_port" => self.broadcast_tcp_port = port(value)?,
+            "broadcast_http_port" => self.broadcast_http_port = port(value)?,
+            "nsqlookupd_tcp_addresses" => {
+                let list = value
+                    .as_array()
+                    .ok_or_else(|| bad("a list of \"host:port\" strings"))?;
+                self.nsqlookupd_tcp_addresses =
+                    list.iter().map(string).collect::<Result<_, _>>()?;
+            }
+            "id" | "node_id" => self.node_id = int(value)?,
+            "max_msg_size" | "max_message_size" => self.max_msg_size = int(value)?,
+            "max_body_size" => self.max_body_size = int(value)?,
+            "mem_queue_size" => self.mem_queue_size = int(value)?,
+            "msg_timeout" => self.msg_timeout = go_duration(value)?,
+            "max_msg_timeout" => self.max_msg_timeout = go_duration(value)?,
+            "max_req_timeout" => self.max_req_timeout = go_duration(value)?,
+            "max_rdy_count" => self.max_rdy_count = int(value)?,
+            "max_heartbeat_interval" => self.max_heartbeat_interval = go_duration(value)?,
+            "max_output_buffer_size" => self.max_output_buffer_size = int(value)?,
+            "max_output_buffer_timeout" => self.max_output_buffer_timeout = go_duration(value)?,
+            "max_deflate_level" => self.max_deflate_level = int(value)?,
+            "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
+            _ => return Err(SetError::Unknown),
+        }
+        Ok(())
+    }
+
+    /// The option called `name` (its config-file name) as JSON, as Go's `GET /config/:opt`
+    /// answers it: durations in nanoseconds, the log level as Go's number.
+    pub fn get_by_cfg_name(&self, name: &str) -> Option<serde_json::Value> {
+        use serde_json::json;
+        let ns = |d: &Duration| json!(d.as_nanos() as u64);
+        Some(match name {
+            "data_path" => json!(self.data_path.display().to_string()),
+            "tcp_address" => json!(self.tcp_address),
+            "http_address" => json!(self.http_address),
+            "broadcast_address" => json!(self.broadcast_address),
+            "broadcast_tcp_port" => json!(self.broadcast_tcp_port),
+            "broadcast_http_port" => json!(self.broadcast_http_port),
+            "nsqlookupd_tcp_addresses" => json!(self.nsqlookupd_tcp_addresses),
+            "id" | "node_id" => json!(self.node_id),
+            "max_msg_size" => json!(self.max_msg_size),
+            "max_body_size" => json!(self.max_body_size),
+            "mem_queue_size" => json!(self.mem_queue_size),
+            "msg_timeout" => ns(&self.msg_timeout),
+            "max_msg_timeout" => ns(&self.max_msg_timeout),
+            "max_req_timeout" => ns(&self.max_req_timeout),
+            "max_rdy_count" => json!(self.max_rdy_count),
+            "max_heartbeat_interval" => ns(&self.max_heartbeat_interval),
+            "max_output_buffer_size" => json!(self.max_output_buffer_size),
+            "max_output_buffer_timeout" => ns(&self.max_output_buffer_timeout),
+            "max_deflate_level" => json!(self.max_deflate_level),
+            "log_level" => json!(self.log_level as i64),
+            _ => return None,
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| {
+            Err(ConfigError::BadValue {
+                origin: "option",
+                key: key.into(),
+                message,
+            })
+        };
+        if !(0..1024).contains(&self.node_id) {
+            return fail(
+                "node-id",
+                format!("must be in [0,1024), got {}", self.node_id),
+            );
+        }
+        for (key, value) in [
+            ("max-msg-size", self.max_msg_size),
+            ("max-body-size", self.max_body_size),
+            ("max-rdy-count", self.max_rdy_count),
+            ("max-output-buffer-size", self.max_output_buffer_size),
+        ] {
+            if value <= 0 {
+                return fail(key, format!("must be greater than 0, got {value}"));
+            }
+        }
+        if self.mem_queue_size < 0 {
+            return fail(
+                "mem-queue-size",
+                format!("must be 0 or more, got {}", self.mem_queue_size),
+            );
+        }
+        if !(1..=9).contains(&self.max_deflate_level) {
+            return fail(
+                "max-deflate-level",
+                format!("must be in [1,9], got {}", self.max_deflate_level),
+            );
+        }
+        for (key, address) in [
+            ("tcp-address", &self.tcp_address),
+            ("http-address", &self.http_address),
+        ] {
+            if let Err(message) = listen_address(address) {
+                return fail(key, message);
+            }
+        }
+        for address in &self.nsqlookupd_tcp_addresses {
+            if let Err(message) = validate_host_port(address) {
+                return fail("lookupd-tcp-address", message);
+            }
+        }
+        if self.data_path.as_os_str().is_empty() {
+            return fail("data-path", "must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses a listen address the way Go's `net.Listen` reads it: `host:port`, with an empty host
+/// (`:4150`) meaning every interface.
+pub fn listen_address(address: &str) -> Result<SocketAddr, String> {
+    let full = if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.into()
+    };
+    full.parse::<SocketAddr>()
+        .or_else(|_| {
+            // A host name such as localhost:4150.
+            use std::net::ToSocketAddrs;
+            full.to_socket_addrs()
+                .map_err(|e| e.to_string())?
+                .next()
+                .ok_or_else(|| "resolves to no address".to_string())
+        })
+        .map_err(|e| format!("invalid address {address:?}: {e}"))
+}
+
+/// Checks that `address` is `host:port` with a numeric port.
+pub fn validate_host_port(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid address {address:?}: expected host:port"))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("invalid address {address:?}: expected host:port"));
+    }
+    Ok(())
+}
+
+enum SetError {
+    Unknown,
+    Bad(String),
+}
+
+fn bad(expected: &str) -> SetError {
+    SetError::Bad(format!("expected {expected}"))
+}
+
+fn string(value: &toml::Value) -> Result<String, SetError> {
+    value
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad("a string"))
+}
+
+fn int(value: &toml::Value) -> Result<i64, SetError> {
+    value.as_integer().ok_or_else(|| bad("an integer"))
+}
+
+fn port(value: &toml::Value) -> Result<u16, SetError> {
+    u16::try_from(int(value)?).map_err(|_| bad("a port number 0..65535"))
+}
+
+/// A duration as Go's config loader takes it: a Go duration string, or an integer of
+/// milliseconds.
+fn go_duration(value: &toml::Value) -> Result<Duration, SetError> {
+    match value {
+        toml::Value::String(s) => duration::parse(s).map_err(SetError::Bad),
+        toml::Value::Integer(ms) if *ms >= 0 => Ok(Duration::from_millis(*ms as u64)),
+        _ => Err(bad("a duration such as \"60s\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsqd.cfg");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_match_nsqd() {
+        let opts = NsqdOptions::resolve(&NsqdArgs::default()).unwrap();
+        assert_eq!(opts.data_path, PathBuf::from("./data"));
+        assert_eq!(opts.tcp_address, "127.0.0.1:4150");
+        assert_eq!(opts.http_address, "127.0.0.1:4151");
+        assert_eq!(opts.msg_timeout, Duration::from_secs(60));
+        assert_eq!(opts.max_req_timeout, Duration::from_secs(3600));
+        assert_eq!(opts.max_rdy_count, 2500);
+        assert!((0..1024).contains(&opts.node_id));
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let (_dir, path) = write(
+            "data_path = \"/tmp/x\"\nnsqlookupd_tcp_addresses = [\"a:4160\", \"b:4160\"]\nmsg_timeout = \"90s\"\nmax_rdy_count = 10\nid = 7\n",
+        );
+        let args = NsqdArgs {
+            config: Some(path),
+            max_rdy_count: Some(20),
+            ..Default::default()
+        };
+        let opts = NsqdOptions::resolve(&args).unwrap();
+        assert_eq!(opts.data_path, PathBuf::from("/tmp/x"));
+        assert_eq!(opts.nsqlookupd_tcp_addresses, ["a:4160", "b:4160"]);
+        assert_eq!(opts.msg_timeout, Duration::from_secs(90));
+        assert_eq!(opts.max_rdy_count, 20);
+        assert_eq!(opts.node_id, 7);
+    }
+
+    #[test]
+    fn refuses_unknown_unsupported_and_bad_keys() {
+        let cases = [
+            ("bogus = 1\n", "unknown key `bogus`"),
+            (
+                "tls_cert = \"x\"\n",
+                "`tls_cert` is an nsqd option rnsq does not support yet",
+            ),
+            ("max_rdy_count = \"lots\"\n", "max_rdy_count"),
+            ("msg_timeout = \"soon\"\n", "invalid duration"),
+            ("id = 5000\n", "node-id"),
+            ("data_path = \n", "not valid TOML"),
+        ];
+        for (text, expected) in cases {
+            let (_dir, path) = write(text);
+            let args = NsqdArgs {
+                config: Some(path),
+                ..Default::default()
+            };
+            let message = NsqdOptions::resolve(&args).unwrap_err().to_string();
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn default_node_id_is_gos() {
+        // Values of crc32.ChecksumIEEE(md5(hostname)) % 1024, computed outside Rust.
+        assert_eq!(default_node_id("localhost"), 16);
+        assert_eq!(default_node_id("nsq-host-1"), 250);
+    }
+
+    #[test]
+    fn reads_options_by_cfg_name() {
+        let opts = NsqdOptions::default();
+        assert_eq!(
+            opts.get_by_cfg_name("msg_timeout"),
+            Some(serde_json::json!(60_000_000_000u64))
+        );
+        assert_eq!(
+            opts.get_by_cfg_name("log_level"),
+            Some(serde_json::json!(2))
+        );
+        assert_eq!(opts.get_by_cfg_name("nope"), None);
+    }
+}

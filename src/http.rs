@@ -1,0 +1,87 @@
+//! nsqd's HTTP API, with Go nsqd's paths, methods, status codes and messages.
+//!
+//! Unknown paths answer 404 `NOT_FOUND`, known paths with the wrong method 405
+//! `METHOD_NOT_ALLOWED`. `GET /meta/export` is rnsq's own: `rnsq meta export` uses it to read
+//! a consistent snapshot from a running broker.
+
+mod channel;
+mod config;
+mod info;
+mod meta;
+mod params;
+mod response;
+mod stats;
+mod topic;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, BrokerError};
+use crate::config::LiveOptions;
+use response::ApiError;
+
+/// What every handler can see.
+pub struct HttpState {
+    pub broker: Arc<Broker>,
+    pub options: Arc<LiveOptions>,
+    pub start_time: SystemTime,
+    pub tcp_address: SocketAddr,
+    pub http_address: SocketAddr,
+}
+
+type State = axum::extract::State<Arc<HttpState>>;
+
+/// The API's routes.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/ping", get(info::ping))
+        .route("/info", get(info::info))
+        .route("/stats", get(stats::stats))
+        .route("/topic/create", post(topic::create))
+        .route("/topic/delete", post(topic::delete))
+        .route("/topic/pause", post(topic::pause))
+        .route("/topic/unpause", post(topic::unpause))
+        .route("/channel/create", post(channel::create))
+        .route("/channel/delete", post(channel::delete))
+        .route("/channel/pause", post(channel::pause))
+        .route("/channel/unpause", post(channel::unpause))
+        .route(
+            "/config/{opt}",
+            get(config::get_option).put(config::put_option),
+        )
+        .route("/meta/export", get(meta::export))
+        .fallback(|| async { response::v1(Err(ApiError::new(404, "NOT_FOUND"))) })
+        .method_not_allowed_fallback(|| async {
+            response::v1(Err(ApiError::new(405, "METHOD_NOT_ALLOWED")))
+        })
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled; requests in progress finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Maps a broker failure to Go's reply for it.
+fn broker_error(error: BrokerError) -> ApiError {
+    match error {
+        BrokerError::InvalidTopic(_) => ApiError::new(400, "INVALID_TOPIC"),
+        BrokerError::InvalidChannel(_) => ApiError::new(400, "INVALID_ARG_CHANNEL"),
+        BrokerError::TopicNotFound(_) => ApiError::new(404, "TOPIC_NOT_FOUND"),
+        BrokerError::ChannelNotFound(_) => ApiError::new(404, "CHANNEL_NOT_FOUND"),
+        BrokerError::Exiting => ApiError::new(503, "EXITING"),
+        other @ (BrokerError::Store(_) | BrokerError::NotLoading) => ApiError::internal(other),
+    }
+}

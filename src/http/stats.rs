@@ -1,0 +1,244 @@
+//! `GET /stats`: topics, channels and their figures, as Go nsqd's text (the default) or JSON
+//! (`format=json`). Filters: `topic`, `channel`; `include_clients`, `include_mem` (default
+//! true). Queue figures are zero until message delivery exists.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::RawQuery;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::params::{parse_bool, Params};
+use super::response::{v1, Reply};
+use super::State;
+use crate::broker::{Channel, Topic};
+use crate::config::duration;
+use crate::NSQ_VERSION;
+
+const HEALTH_OK: &str = "OK";
+
+struct Filter {
+    topic: Option<String>,
+    channel: Option<String>,
+    include_clients: bool,
+    include_mem: bool,
+}
+
+/// The stats reply.
+pub async fn stats(state: State, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.as_deref());
+    let non_empty = |key: &str| {
+        params
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let flag = |key: &str| params.get(key).and_then(parse_bool).unwrap_or(true);
+    let filter = Filter {
+        topic: non_empty("topic"),
+        channel: non_empty("channel"),
+        include_clients: flag("include_clients"),
+        include_mem: flag("include_mem"),
+    };
+    let topics: Vec<_> = state
+        .broker
+        .topics()
+        .into_iter()
+        .filter(|t| filter.topic.as_deref().is_none_or(|name| t.name() == name))
+        .collect();
+    let start = state.start_time;
+    if params.get("format") == Some("json") {
+        v1(Ok(Reply::Json(as_json(&topics, &filter, start))))
+    } else {
+        v1(Ok(Reply::Text(as_text(&topics, &filter, start))))
+    }
+}
+
+fn channels_of(topic: &Topic, filter: &Filter) -> Vec<std::sync::Arc<Channel>> {
+    let channels = topic.channels();
+    match &filter.channel {
+        Some(name) if channels.iter().any(|c| c.name() == name) => {
+            channels.into_iter().filter(|c| c.name() == name).collect()
+        }
+        _ => channels,
+    }
+}
+
+fn latency() -> Value {
+    json!({ "count": 0, "percentiles": null })
+}
+
+fn as_json(topics: &[std::sync::Arc<Topic>], filter: &Filter, start: SystemTime) -> Value {
+    let clients = || {
+        if filter.include_clients {
+            json!([])
+        } else {
+            Value::Null
+        }
+    };
+    let topics: Vec<Value> = topics
+        .iter()
+        .map(|topic| {
+            let channels: Vec<Value> = channels_of(topic, filter)
+                .iter()
+                .map(|c| {
+                    json!({
+                        "channel_name": c.name(),
+                        "depth": 0,
+                        "backend_depth": 0,
+                        "in_flight_count": 0,
+                        "deferred_count": 0,
+                        "message_count": 0,
+                        "requeue_count": 0,
+                        "timeout_count": 0,
+                        "client_count": 0,
+                        "clients": clients(),
+                        "paused": c.is_paused(),
+                        "e2e_processing_latency": latency(),
+                    })
+                })
+                .collect();
+            json!({
+                "topic_name": topic.name(),
+                "channels": channels,
+                "depth": 0,
+                "backend_depth": 0,
+                "message_count": 0,
+                "message_bytes": 0,
+                "paused": topic.is_paused(),
+                "e2e_processing_latency": latency(),
+            })
+        })
+        .collect();
+    let mut body = json!({
+        "version": NSQ_VERSION,
+        "health": HEALTH_OK,
+        "start_time": start.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "topics": topics,
+        "producers": clients(),
+    });
+    if filter.include_mem {
+        body["memory"] = memory();
+    }
+    body
+}
+
+/// Go reports its heap; rnsq reports the process's resident set in the same keys.
+fn memory() -> Value {
+    let rss = resident_bytes();
+    json!({
+        "heap_objects": 0,
+        "heap_idle_bytes": 0,
+        "heap_in_use_bytes": rss,
+        "heap_released_bytes": 0,
+        "gc_pause_usec_100": 0,
+        "gc_pause_usec_99": 0,
+        "gc_pause_usec_95": 0,
+        "next_gc_bytes": 0,
+        "gc_total_runs": 0,
+    })
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|pages| pages.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn as_text(topics: &[std::sync::Arc<Topic>], filter: &Filter, start: SystemTime) -> String {
+    let mut w = String::new();
+    let uptime = SystemTime::now().duration_since(start).unwrap_or_default();
+    let start_secs = start
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        w,
+        "nsqd v{NSQ_VERSION} (rnsq {})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(w, "start_time {}", rfc3339(start_secs));
+    let _ = writeln!(w, "uptime {}", duration::format(uptime));
+    let _ = writeln!(w, "\nHealth: {HEALTH_OK}");
+    if filter.include_mem {
+        let _ = writeln!(w, "\nMemory:");
+        if let Value::Object(memory) = memory() {
+            for key in [
+                "heap_objects",
+                "heap_idle_bytes",
+                "heap_in_use_bytes",
+                "heap_released_bytes",
+                "gc_pause_usec_100",
+                "gc_pause_usec_99",
+                "gc_pause_usec_95",
+                "next_gc_bytes",
+                "gc_total_runs",
+            ] {
+                let _ = writeln!(
+                    w,
+                    "   {key:<25}\t{}",
+                    memory.get(key).unwrap_or(&Value::Null)
+                );
+            }
+        }
+    }
+    if topics.is_empty() {
+        let _ = writeln!(w, "\nTopics: None");
+    } else {
+        let _ = write!(w, "\nTopics:");
+    }
+    for topic in topics {
+        let prefix = if topic.is_paused() { "*P " } else { "   " };
+        let _ = writeln!(
+            w,
+            "\n{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: ",
+            topic.name(),
+            0,
+            0,
+            0
+        );
+        for channel in channels_of(topic, filter) {
+            let prefix = if channel.is_paused() {
+                "   *P "
+            } else {
+                "      "
+            };
+            let _ = writeln!(
+                w,
+                "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: ",
+                channel.name(),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0
+            );
+        }
+    }
+    let _ = writeln!(w, "\nProducers: None");
+    w
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC time.
+fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_866_061), "2026-11-28T11:41:01Z");
+    }
+}

@@ -1,0 +1,19 @@
+//! rnsq: an NSQ-compatible message broker whose topic and channel metadata is crash-safe in
+//! sled. See README.md for how to run it.
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod data_lock;
+pub mod http;
+pub mod loader;
+pub mod meta_cli;
+pub mod meta_store;
+pub mod metadata;
+pub mod names;
+pub mod nsqd;
+pub mod nsqd_dat;
+
+/// The Go NSQ release whose protocols and formats rnsq speaks; reported wherever nsqd reports
+/// its version (`/info`, `/stats`, `nsqd.dat`).
+pub const NSQ_VERSION: &str = "1.3.0";

@@ -1,0 +1,108 @@
+//! The `rnsq` binary: parses the command line, sets up logging, and runs the chosen command.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::reload;
+
+use rnsq::cli::{normalize_args, Cli, Command, MetaCommand};
+use rnsq::config::{LiveOptions, LogLevel, NsqdArgs, NsqdOptions};
+use rnsq::nsqd::Nsqd;
+
+fn level_filter(level: LogLevel) -> LevelFilter {
+    match level {
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Error | LogLevel::Fatal => LevelFilter::ERROR,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    let result = match cli.command {
+        None => run_nsqd(&cli.nsqd),
+        Some(Command::Nsqd(args)) => run_nsqd(&args),
+        Some(Command::Meta(command)) => {
+            init_plain_logging();
+            run_meta(command)
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the cause chain on one line, without a backtrace.
+            eprintln!("rnsq: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_plain_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::WARN)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_meta(command: MetaCommand) -> anyhow::Result<()> {
+    match command {
+        MetaCommand::Export { data_path, output } => {
+            rnsq::meta_cli::export(&data_path, output.as_deref())?
+        }
+        MetaCommand::Import {
+            file,
+            data_path,
+            replace,
+        } => rnsq::meta_cli::import(&data_path, &file, replace)?,
+        MetaCommand::Check { data_path } => rnsq::meta_cli::check(&data_path)?,
+    }
+    Ok(())
+}
+
+fn run_nsqd(args: &NsqdArgs) -> anyhow::Result<()> {
+    let options = NsqdOptions::resolve(args)?;
+    let (filter, reload_handle) = reload::Layer::new(level_filter(options.log_level));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .try_init()
+        .context("cannot set up logging")?;
+    let hook = Box::new(move |level: LogLevel| {
+        if let Err(e) = reload_handle.modify(|f| *f = level_filter(level)) {
+            tracing::error!(error = %e, "cannot change the log level");
+        }
+    });
+    let options = Arc::new(LiveOptions::new(options, hook));
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let nsqd = Nsqd::start(options).await?;
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        nsqd.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the broker");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,503 @@
+//! The metadata store: topics, their channels and both paused flags, in sled.
+//!
+//! Each topic is one key in the `topics` tree whose value holds the topic's paused flag and
+//! its channels (see `migrations/README.md`). So every change — create, delete, pause or
+//! unpause of a topic or a channel — is one sled transaction on one key, and [`MetaStore::apply`]
+//! returns only after that transaction is flushed to disk. sled is the source of truth; the
+//! `nsqd.dat` beside it is an export.
+//!
+//! Ephemeral names are the caller's to keep out: the broker never hands them to the store.
+
+mod migrations;
+pub(crate) mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::metadata::Metadata;
+use crate::names;
+use record::TopicRecord;
+
+pub use migrations::CURRENT_VERSION as SCHEMA_VERSION;
+
+/// The store's directory inside the data path.
+pub const STORE_DIR: &str = "meta.sled";
+
+/// The key in the meta tree that says the first-boot import has been done.
+const BOOTSTRAPPED_KEY: &[u8] = b"bootstrapped";
+
+/// An error from sled, kept opaque so that sled's types stay inside this module.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageError(sled::Error);
+
+/// Why the store could not be opened. Nothing was changed on disk, except by migration steps
+/// that completed before the failing one.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the metadata store at {path}: {source}")]
+    Storage { path: PathBuf, source: StorageError },
+    #[error(
+        "the metadata store at {path} has schema version {found}, written by a newer rnsq; \
+         this rnsq reads versions up to {supported}: run the newer rnsq, or move {path} aside"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("cannot upgrade the metadata store at {path} to schema version {version}: {reason}")]
+    Migration {
+        path: PathBuf,
+        version: u32,
+        reason: String,
+    },
+}
+
+/// Why a read or a change failed. A failed change leaves the store as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata store I/O error: {0}")]
+    Storage(#[from] StorageError),
+    #[error("metadata store record of topic {topic:?} is unreadable: {reason}")]
+    Corrupt { topic: String, reason: String },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Storage(StorageError(e))
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// One metadata change. Every change concerns exactly one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Creates the topic unless present.
+    CreateTopic { topic: String },
+    /// Removes the topic and all its channels, if present.
+    DeleteTopic { topic: String },
+    /// Sets the topic's paused flag, creating the topic if absent.
+    SetTopicPaused { topic: String, paused: bool },
+    /// Creates the channel (and its topic) unless present.
+    CreateChannel { topic: String, channel: String },
+    /// Removes the channel, if present; the topic stays.
+    DeleteChannel { topic: String, channel: String },
+    /// Sets the channel's paused flag, creating the channel (and topic) if absent.
+    SetChannelPaused {
+        topic: String,
+        channel: String,
+        paused: bool,
+    },
+}
+
+impl Change {
+    /// The topic the change concerns.
+    pub fn topic(&self) -> &str {
+        match self {
+            Change::CreateTopic { topic }
+            | Change::DeleteTopic { topic }
+            | Change::SetTopicPaused { topic, .. }
+            | Change::CreateChannel { topic, .. }
+            | Change::DeleteChannel { topic, .. }
+            | Change::SetChannelPaused { topic, .. } => topic,
+        }
+    }
+
+    /// The topic's record after this change, given the record before it (`None`: absent).
+    fn next(&self, current: Option<TopicRecord>) -> Option<TopicRecord> {
+        match self {
+            Change::CreateTopic { .. } => Some(current.unwrap_or_default()),
+            Change::DeleteTopic { .. } => None,
+            Change::SetTopicPaused { paused, .. } => {
+                let mut record = current.unwrap_or_default();
+                record.paused = *paused;
+                Some(record)
+            }
+            Change::CreateChannel { channel, .. } => {
+                let mut record = current.unwrap_or_default();
+                record.add_channel(channel);
+                Some(record)
+            }
+            Change::DeleteChannel { channel, .. } => current.map(|mut record| {
+                if let Ok(at) = record.find_channel(channel) {
+                    record.channels.remove(at);
+                }
+                record
+            }),
+            Change::SetChannelPaused {
+                channel, paused, ..
+            } => {
+                let mut record = current.unwrap_or_default();
+                record.add_channel(channel);
+                if let Ok(at) = record.find_channel(channel) {
+                    record.channels[at].paused = *paused;
+                }
+                Some(record)
+            }
+        }
+    }
+}
+
+/// How [`MetaStore::import`] treats what the store has and the imported metadata lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Keep it: topics and channels are added, paused flags taken from the import.
+    Merge,
+    /// Remove it: afterwards the store holds exactly the imported metadata.
+    Replace,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub topics_created: usize,
+    pub channels_created: usize,
+    pub topics_removed: usize,
+    pub channels_removed: usize,
+    pub topics_written: usize,
+}
+
+/// What [`MetaStore::check`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub schema_version: u32,
+    pub topics: usize,
+    pub paused_topics: usize,
+    pub channels: usize,
+    pub paused_channels: usize,
+    /// One line per problem found; empty when the store is sound.
+    pub problems: Vec<String>,
+}
+
+/// The open store. Cheap to share behind an `Arc`; every method blocks on disk I/O, so async
+/// callers run it on a blocking thread.
+pub struct MetaStore {
+    path: PathBuf,
+    db: sled::Db,
+    meta: sled::Tree,
+    topics: sled::Tree,
+    /// Held while a change is written (not while it is flushed) and while a snapshot is read,
+    /// so that a snapshot never sees half of a multi-topic import.
+    writer: Mutex<()>,
+    writes: AtomicU64,
+}
+
+impl MetaStore {
+    /// Opens (creating if missing) the store at `path`, upgrading an older schema.
+    ///
+    /// # Errors
+    /// [`OpenError::TooNew`] for a store written by a newer rnsq, [`OpenError::Migration`] when
+    /// an upgrade step fails (the store keeps the last version reached), and
+    /// [`OpenError::Storage`] when sled cannot open the files.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let storage = |e: sled::Error| OpenError::Storage {
+            path: path.into(),
+            source: StorageError(e),
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(storage)?;
+        match migrations::run(&db) {
+            Ok(migrations::Outcome::Current { from }) => {
+                if from != 0 && from < SCHEMA_VERSION {
+                    tracing::info!(path = %path.display(), from, to = SCHEMA_VERSION, "metadata store upgraded");
+                }
+            }
+            Ok(migrations::Outcome::TooNew { found }) => {
+                return Err(OpenError::TooNew {
+                    path: path.into(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            Err((version, reason)) => {
+                return Err(OpenError::Migration {
+                    path: path.into(),
+                    version,
+                    reason: reason.to_string(),
+                })
+            }
+        }
+        let meta = db.open_tree(migrations::META_TREE).map_err(storage)?;
+        let topics = db.open_tree(migrations::TOPICS_TREE).map_err(storage)?;
+        Ok(MetaStore {
+            path: path.into(),
+            db,
+            meta,
+            topics,
+            writer: Mutex::new(()),
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many changes this handle has written (a change that changed nothing is not
+    /// counted). Lets tests prove that a phase wrote nothing.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Whether the first-boot import (see [`MetaStore::bootstrap`]) has been done.
+    pub fn is_bootstrapped(&self) -> Result<bool, StoreError> {
+        Ok(self.meta.get(BOOTSTRAPPED_KEY)?.is_some())
+    }
+
+    /// Marks the store bootstrapped, merging `initial` (a Go nsqd's metadata) in the same
+    /// transaction, so that a crash leaves either no import and no mark or both.
+    pub fn bootstrap(&self, initial: Option<&Metadata>) -> Result<ImportSummary, StoreError> {
+        self.import(initial.unwrap_or(&Metadata::default()), ImportMode::Merge)
+    }
+
+    /// Applies one change as one transaction and flushes it before returning.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] when sled fails; the change is then undone as far as sled
+    /// allows (a failed flush writes the previous record back). [`StoreError::Corrupt`] when
+    /// the topic's record cannot be decoded; nothing is written.
+    pub fn apply(&self, change: &Change) -> Result<(), StoreError> {
+        let key = change.topic().as_bytes();
+        let writer = self.lock_writer();
+        let (previous, changed) = self.topics.transaction(|tx| {
+            let previous = tx.get(key)?;
+            let current = match &previous {
+                None => None,
+                Some(bytes) => Some(TopicRecord::decode(bytes).map_err(|reason| {
+                    ConflictableTransactionError::Abort(StoreError::Corrupt {
+                        topic: change.topic().into(),
+                        reason,
+                    })
+                })?),
+            };
+            let before = current.clone();
+            let next = change.next(current);
+            if next == before {
+                return Ok((previous, false));
+            }
+            match &next {
+                Some(record) => tx.insert(key, record.encode())?,
+                None => tx.remove(key)?,
+            };
+            Ok((previous, true))
+        })?;
+        drop(writer);
+        if changed {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = self.flush() {
+            if changed {
+                self.undo(key, previous);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn undo(&self, key: &[u8], previous: Option<sled::IVec>) {
+        let _writer = self.lock_writer();
+        let restored = match previous {
+            Some(bytes) => self.topics.insert(key, bytes).map(drop),
+            None => self.topics.remove(key).map(drop),
+        };
+        if let Err(e) = restored.and_then(|()| self.db.flush().map(drop)) {
+            tracing::error!(error = %e, "could not undo a metadata change whose flush failed");
+        }
+    }
+
+    /// Every topic with its channels and flags, as one consistent snapshot.
+    pub fn snapshot(&self) -> Result<Metadata, StoreError> {
+        let _writer = self.lock_writer();
+        let mut topics = Vec::new();
+        for entry in self.topics.iter() {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            let record = TopicRecord::decode(&value).map_err(|reason| StoreError::Corrupt {
+                topic: name.clone(),
+                reason,
+            })?;
+            topics.push(record.to_meta(&name));
+        }
+        // sled iterates keys in byte order, which is name order for these ASCII names.
+        Ok(Metadata { topics })
+    }
+
+    /// Applies `import` in one transaction and flushes it: each topic and channel it lists is
+    /// created if missing and takes the listed paused flags; with [`ImportMode::Replace`],
+    /// topics and channels it lacks are removed. Either all of it is applied or none. The
+    /// store is marked bootstrapped in the same transaction (a first boot imports nothing
+    /// over it).
+    pub fn import(&self, import: &Metadata, mode: ImportMode) -> Result<ImportSummary, StoreError> {
+        self.import_with_progress(import, mode, &|_| {})
+    }
+
+    /// [`MetaStore::import`], calling `progress` with the number of topics prepared so far.
+    pub fn import_with_progress(
+        &self,
+        import: &Metadata,
+        mode: ImportMode,
+        progress: &dyn Fn(usize),
+    ) -> Result<ImportSummary, StoreError> {
+        let summary = self.write_import(import, mode, progress)?;
+        self.flush()?;
+        Ok(summary)
+    }
+
+    fn write_import(
+        &self,
+        import: &Metadata,
+        mode: ImportMode,
+        progress: &dyn Fn(usize),
+    ) -> Result<ImportSummary, StoreError> {
+        let _writer = self.lock_writer();
+        // The writer lock keeps other writers out between this read and the transaction.
+        let mut existing = std::collections::BTreeMap::new();
+        for entry in self.topics.iter() {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            let record = TopicRecord::decode(&value).map_err(|reason| StoreError::Corrupt {
+                topic: name.clone(),
+                reason,
+            })?;
+            existing.insert(name, record);
+        }
+        let mut summary = ImportSummary::default();
+        let mut writes: Vec<(String, Option<TopicRecord>)> = Vec::new();
+        for (done, topic) in import.topics.iter().enumerate() {
+            if done % 1024 == 0 {
+                progress(done);
+            }
+            let old = existing.get(&topic.name);
+            let new = match (old, mode) {
+                (Some(old), ImportMode::Merge) => {
+                    let mut record = old.clone();
+                    record.merge(topic);
+                    record
+                }
+                _ => TopicRecord::from_meta(topic),
+            };
+            let old_channels: Vec<&str> = old
+                .map(|r| r.channels.iter().map(|c| c.name.as_str()).collect())
+                .unwrap_or_default();
+            summary.channels_created += new
+                .channels
+                .iter()
+                .filter(|c| !old_channels.contains(&c.name.as_str()))
+                .count();
+            summary.channels_removed += old_channels
+                .iter()
+                .filter(|c| new.find_channel(c).is_err())
+                .count();
+            if old.is_none() {
+                summary.topics_created += 1;
+            }
+            if old != Some(&new) {
+                writes.push((topic.name.clone(), Some(new)));
+            }
+        }
+        if mode == ImportMode::Replace {
+            for (name, record) in &existing {
+                if import.topic(name).is_none() {
+                    summary.topics_removed += 1;
+                    summary.channels_removed += record.channels.len();
+                    writes.push((name.clone(), None));
+                }
+            }
+        }
+        progress(import.topics.len());
+        summary.topics_written = writes.len();
+        (&self.topics, &self.meta).transaction(|(topics, meta)| {
+            for (name, record) in &writes {
+                match record {
+                    Some(record) => topics.insert(name.as_bytes(), record.encode())?,
+                    None => topics.remove(name.as_bytes())?,
+                };
+            }
+            meta.insert(BOOTSTRAPPED_KEY, &[1u8])?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        if !writes.is_empty() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(summary)
+    }
+
+    /// Reads every record and reports counts and problems (undecodable records, invalid or
+    /// ephemeral names). Changes nothing.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let mut report = CheckReport {
+            schema_version: SCHEMA_VERSION,
+            ..Default::default()
+        };
+        for entry in self.topics.iter() {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            let bad_name = |n: &str| !names::is_valid_topic_name(n) || names::is_ephemeral(n);
+            if bad_name(&name) {
+                report
+                    .problems
+                    .push(format!("topic {name:?}: not a persistable topic name"));
+            }
+            match TopicRecord::decode(&value) {
+                Err(reason) => report.problems.push(format!("topic {name:?}: {reason}")),
+                Ok(record) => {
+                    report.topics += 1;
+                    report.paused_topics += usize::from(record.paused);
+                    report.channels += record.channels.len();
+                    for channel in &record.channels {
+                        report.paused_channels += usize::from(channel.paused);
+                        if bad_name(&channel.name) {
+                            report.problems.push(format!(
+                                "channel {name}/{}: not a persistable channel name",
+                                channel.name
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Flushes everything written so far. Dropping the store also flushes.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}

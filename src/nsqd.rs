@@ -1,0 +1,252 @@
+//! The nsqd daemon: takes the data-path lock, opens (and if needed bootstraps) the metadata
+//! store, replays it into the broker, then serves.
+//!
+//! Start-up order: lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners
+//! and background tasks. Shutdown order (see [`Nsqd::shutdown`]): stop accepting and finish
+//! requests in progress → stop background tasks (the `nsqd.dat` keeper writes a last time) →
+//! flush and close the store → release the lock.
+
+mod dat_keeper;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::config::{self, LiveOptions, NsqdOptions};
+use crate::data_lock::{DataLock, Holder, LockError};
+use crate::http::{self, HttpState};
+use crate::loader::{self, LoadError};
+use crate::meta_store::{self, MetaStore, OpenError, StoreError};
+use crate::nsqd_dat::{self, DatError};
+
+/// Why the daemon could not start. Nothing it had started is left running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot import Go nsqd metadata: {0} (fix or remove the file; rnsq never starts without the metadata it was given)")]
+    Import(#[from] DatError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("cannot listen on {what} address {address}: {reason}")]
+    Listen {
+        what: &'static str,
+        address: String,
+        reason: String,
+    },
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A running daemon.
+pub struct Nsqd {
+    broker: Arc<Broker>,
+    http_address: SocketAddr,
+    tcp_address: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    lock: DataLock,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StartError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))
+}
+
+async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartError> {
+    let fail = |reason: String| StartError::Listen {
+        what,
+        address: address.into(),
+        reason,
+    };
+    let socket_address = config::listen_address(address).map_err(fail)?;
+    TcpListener::bind(socket_address)
+        .await
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The Go metadata file a first boot imports: `nsqd.dat`, else the legacy `nsqd.<id>.dat`.
+fn go_metadata_file(data_path: &Path, node_id: i64) -> Option<PathBuf> {
+    [
+        nsqd_dat::FILE_NAME.to_string(),
+        format!("nsqd.{node_id}.dat"),
+    ]
+    .into_iter()
+    .map(|name| data_path.join(name))
+    .find(|path| path.is_file())
+}
+
+/// First boot on this data path: import a Go nsqd's metadata file if there is one.
+fn bootstrap(store: &MetaStore, data_path: &Path, node_id: i64) -> Result<(), StartError> {
+    if store.is_bootstrapped()? {
+        return Ok(());
+    }
+    let Some(path) = go_metadata_file(data_path, node_id) else {
+        store.bootstrap(None)?;
+        return Ok(());
+    };
+    let parsed = match nsqd_dat::read(&path) {
+        Ok(parsed) => parsed,
+        Err(DatError::Empty { .. }) => {
+            tracing::warn!(file = %path.display(), "Go metadata file is empty; starting with no topics");
+            store.bootstrap(None)?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for skipped in &parsed.skipped {
+        tracing::warn!(file = %path.display(), kind = skipped.kind, name = %skipped.name, reason = skipped.reason, "not imported");
+    }
+    let summary = store.bootstrap(Some(&parsed.metadata))?;
+    tracing::info!(
+        file = %path.display(),
+        topics = summary.topics_created,
+        channels = summary.channels_created,
+        "imported Go nsqd metadata"
+    );
+    Ok(())
+}
+
+impl Nsqd {
+    /// Starts the daemon with `options`; returns once it is serving.
+    ///
+    /// # Errors
+    /// A [`StartError`] saying which step failed and why.
+    pub async fn start(options: Arc<LiveOptions>) -> Result<Nsqd, StartError> {
+        let opts: Arc<NsqdOptions> = options.get();
+        let data_path = opts.data_path.clone();
+        let lock = blocking({
+            let data_path = data_path.clone();
+            move || DataLock::acquire(&data_path)
+        })
+        .await??;
+
+        let store = blocking({
+            let data_path = data_path.clone();
+            let node_id = opts.node_id;
+            move || -> Result<MetaStore, StartError> {
+                let removed = nsqd_dat::remove_stray_temps(&data_path).unwrap_or(0);
+                if removed > 0 {
+                    tracing::info!(removed, "removed stray nsqd.dat temp files");
+                }
+                let store = MetaStore::open(&data_path.join(meta_store::STORE_DIR))?;
+                bootstrap(&store, &data_path, node_id)?;
+                Ok(store)
+            }
+        })
+        .await??;
+        let broker = Broker::new(Arc::new(store));
+        loader::load(&broker).await?;
+        // The store is the truth: whatever nsqd.dat held (stale, corrupt, Go's) is replaced.
+        if let Err(e) = dat_keeper::write_now(broker.store().clone(), data_path.clone()).await {
+            tracing::error!(error = %e, "cannot write nsqd.dat");
+        }
+
+        let tcp_listener = bind("TCP", &opts.tcp_address).await?;
+        let http_listener = bind("HTTP", &opts.http_address).await?;
+        let tcp_address = tcp_listener
+            .local_addr()
+            .map_err(|e| StartError::Task(e.to_string()))?;
+        let http_address = http_listener
+            .local_addr()
+            .map_err(|e| StartError::Task(e.to_string()))?;
+        let holder = Holder {
+            pid: std::process::id(),
+            http_address: Some(http_address),
+            tcp_address: Some(tcp_address),
+        };
+        if let Err(e) = lock.set_holder(&holder) {
+            tracing::warn!(error = %e, "cannot record the data-path holder");
+        }
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let state = Arc::new(HttpState {
+            broker: broker.clone(),
+            options,
+            start_time: SystemTime::now(),
+            tcp_address,
+            http_address,
+        });
+        tasks.spawn(dat_keeper::run(
+            broker.clone(),
+            data_path.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                if let Err(e) = http::serve(http_listener, http::router(state), shutdown).await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }
+        });
+        // The TCP protocol arrives with its own issue; until then the port is held, not served.
+        tasks.spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                drop(tcp_listener);
+            }
+        });
+        tasks.close();
+        tracing::info!(%tcp_address, %http_address, data_path = %data_path.display(), "nsqd started");
+        Ok(Nsqd {
+            broker,
+            http_address,
+            tcp_address,
+            shutdown,
+            tasks,
+            lock,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_address(&self) -> SocketAddr {
+        self.http_address
+    }
+
+    /// The bound TCP address.
+    pub fn tcp_address(&self) -> SocketAddr {
+        self.tcp_address
+    }
+
+    /// The broker, for in-process callers.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// A token that stops the daemon when cancelled (then call [`Nsqd::shutdown`]).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the daemon in order: listeners and requests, background tasks (with a last
+    /// `nsqd.dat` write), then the store is flushed and the data-path lock released.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+        let store = self.broker.store().clone();
+        drop(self.broker);
+        match tokio::task::spawn_blocking(move || store.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot flush the metadata store"),
+            Err(e) => tracing::error!(error = %e, "store close task failed"),
+        }
+        tracing::info!(data_path = %self.lock.path().display(), "nsqd stopped");
+        drop(self.lock);
+    }
+}
