@@ -32,6 +32,29 @@ pub enum Command {
     /// Export, import or check topic and channel metadata
     #[command(version = version_text(), subcommand)]
     Meta(MetaCommand),
+    /// Benchmarks that print figures
+    #[command(version = version_text(), subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Metadata: create throughput across the run, boot replay time, export time
+    #[command(version = version_text())]
+    Meta {
+        /// Topics to create
+        #[arg(long, default_value_t = 10_000)]
+        topics: usize,
+        /// Channels per topic
+        #[arg(long, default_value_t = 2)]
+        channels: usize,
+        /// Creates in flight at once
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Data path to use (default: a fresh temp directory, removed afterwards)
+        #[arg(long, value_name = "PATH")]
+        data_path: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,11 @@
 //! rnsq: an NSQ-compatible message broker whose topic and channel metadata is crash-safe in
 //! sled. See README.md for how to run it.
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod data_lock;
 pub mod http;
 pub mod loader;

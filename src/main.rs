@@ -8,7 +8,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
 
-use rnsq::cli::{normalize_args, Cli, Command, MetaCommand};
+use rnsq::cli::{normalize_args, BenchCommand, Cli, Command, MetaCommand};
 use rnsq::config::{LiveOptions, LogLevel, NsqdArgs, NsqdOptions};
 use rnsq::nsqd::Nsqd;
 
@@ -29,6 +29,10 @@ fn main() -> std::process::ExitCode {
         Some(Command::Meta(command)) => {
             init_plain_logging();
             run_meta(command)
+        }
+        Some(Command::Bench(command)) => {
+            init_plain_logging();
+            run_bench(command)
         }
     };
     match result {
@@ -59,6 +63,26 @@ fn run_meta(command: MetaCommand) -> anyhow::Result<()> {
             replace,
         } => rnsq::meta_cli::import(&data_path, &file, replace)?,
         MetaCommand::Check { data_path } => rnsq::meta_cli::check(&data_path)?,
+    }
+    Ok(())
+}
+
+fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match command {
+        BenchCommand::Meta {
+            topics,
+            channels,
+            concurrency,
+            data_path,
+        } => {
+            runtime.block_on(rnsq::bench::meta::run(rnsq::bench::meta::MetaBench {
+                topics,
+                channels,
+                concurrency,
+                data_path,
+            }))?;
+        }
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::console::say;
 use crate::data_lock::{self, DataLock, LockError};
 use crate::meta_store::{self, ImportMode, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
@@ -54,12 +55,19 @@ fn lock_idle(data_path: &Path) -> Result<DataLock, MetaCliError> {
     }
 }
 
-fn open_existing(data_path: &Path) -> Result<MetaStore, MetaCliError> {
+/// Fails with [`MetaCliError::NoStore`] unless the store exists; checked before the lock is
+/// taken, because taking it creates the data path.
+fn require_store(data_path: &Path) -> Result<(), MetaCliError> {
     let path = store_path(data_path);
     if !path.exists() {
         return Err(MetaCliError::NoStore(path));
     }
-    Ok(MetaStore::open(&path)?)
+    Ok(())
+}
+
+fn open_existing(data_path: &Path) -> Result<MetaStore, MetaCliError> {
+    require_store(data_path)?;
+    Ok(MetaStore::open(&store_path(data_path))?)
 }
 
 /// `rnsq meta export`: the metadata as nsqd.dat JSON, to `output` or standard output.
@@ -76,6 +84,7 @@ pub fn export(data_path: &Path, output: Option<&Path>) -> Result<(), MetaCliErro
             fetch_from_broker(address)?
         }
         None => {
+            require_store(data_path)?;
             let _lock = lock_idle(data_path)?;
             let store = open_existing(data_path)?;
             nsqd_dat::render(&store.snapshot()?)
@@ -149,7 +158,7 @@ pub fn import(data_path: &Path, file: &Path, replace: bool) -> Result<(), MetaCl
     let summary =
         store.import_with_progress(&parsed.metadata, mode, &|done| progress.set(done as u64))?;
     progress.finish();
-    println!(
+    say(format!(
         "imported {}: {} topics and {} channels in the file; {} topics and {} channels created, {} topics and {} channels removed, {} names skipped",
         file.display(),
         parsed.metadata.topics.len(),
@@ -159,16 +168,17 @@ pub fn import(data_path: &Path, file: &Path, replace: bool) -> Result<(), MetaCl
         summary.topics_removed,
         summary.channels_removed,
         parsed.skipped.len(),
-    );
+    ));
     Ok(())
 }
 
 /// `rnsq meta check`: verifies every record and prints the counts.
 pub fn check(data_path: &Path) -> Result<(), MetaCliError> {
+    require_store(data_path)?;
     let _lock = lock_idle(data_path)?;
     let store = open_existing(data_path)?;
     let report = store.check()?;
-    println!(
+    say(format!(
         "{}: schema version {}, {} topics ({} paused), {} channels ({} paused)",
         store.path().display(),
         report.schema_version,
@@ -176,24 +186,26 @@ pub fn check(data_path: &Path) -> Result<(), MetaCliError> {
         report.paused_topics,
         report.channels,
         report.paused_channels
-    );
+    ));
     let dat = data_path.join(nsqd_dat::FILE_NAME);
     if report.problems.is_empty() {
         match (nsqd_dat::read(&dat), store.snapshot()) {
             (Ok(parsed), Ok(snapshot)) if parsed.metadata == snapshot => {
-                println!("{}: matches the store", dat.display())
+                say(format!("{}: matches the store", dat.display()))
             }
-            (Err(e), _) => println!("{e} (it is rewritten from the store at the next start)"),
-            _ => println!(
+            (Err(e), _) => say(format!(
+                "{e} (it is rewritten from the store at the next start)"
+            )),
+            _ => say(format!(
                 "{}: differs from the store (it is rewritten at the next start)",
                 dat.display()
-            ),
+            )),
         }
-        println!("no problems found");
+        say("no problems found");
         return Ok(());
     }
     for problem in &report.problems {
-        println!("problem: {problem}");
+        say(format!("problem: {problem}"));
     }
     Err(MetaCliError::CheckFailed)
 }

@@ -21,7 +21,7 @@ use crate::broker::Broker;
 use crate::config::{self, LiveOptions, NsqdOptions};
 use crate::data_lock::{DataLock, Holder, LockError};
 use crate::http::{self, HttpState};
-use crate::loader::{self, LoadError};
+use crate::loader::{self, LoadError, LoadReport};
 use crate::meta_store::{self, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
 
@@ -56,6 +56,7 @@ pub struct Nsqd {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     lock: DataLock,
+    load_report: LoadReport,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -149,7 +150,7 @@ impl Nsqd {
         })
         .await??;
         let broker = Broker::new(Arc::new(store));
-        loader::load(&broker).await?;
+        let load_report = loader::load(&broker).await?;
         // The store is the truth: whatever nsqd.dat held (stale, corrupt, Go's) is replaced.
         if let Err(e) = dat_keeper::write_now(broker.store().clone(), data_path.clone()).await {
             tracing::error!(error = %e, "cannot write nsqd.dat");
@@ -211,6 +212,7 @@ impl Nsqd {
             shutdown,
             tasks,
             lock,
+            load_report,
         })
     }
 
@@ -222,6 +224,11 @@ impl Nsqd {
     /// The bound TCP address.
     pub fn tcp_address(&self) -> SocketAddr {
         self.tcp_address
+    }
+
+    /// What boot replay restored, and how long it took.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.load_report
     }
 
     /// The broker, for in-process callers.

@@ -1,0 +1,190 @@
+//! Shared test helpers: a broker in-process on port 0 or as the built binary, an HTTP client,
+//! and polling with a deadline (never sleeps as synchronisation).
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rnsq::config::{LiveOptions, NsqdOptions};
+use rnsq::data_lock;
+use rnsq::nsqd::Nsqd;
+
+/// How long any wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Options for a broker on `data_path` listening on loopback port 0.
+pub fn options(data_path: &Path) -> NsqdOptions {
+    NsqdOptions {
+        data_path: data_path.into(),
+        tcp_address: "127.0.0.1:0".into(),
+        http_address: "127.0.0.1:0".into(),
+        ..NsqdOptions::default()
+    }
+}
+
+/// Starts a broker in this process.
+pub async fn start(data_path: &Path) -> Nsqd {
+    start_with(options(data_path)).await
+}
+
+/// Starts a broker in this process with `opts`.
+pub async fn start_with(opts: NsqdOptions) -> Nsqd {
+    let live = Arc::new(LiveOptions::new(opts, Box::new(|_| {})));
+    Nsqd::start(live).await.expect("broker starts")
+}
+
+/// `http://<address>`.
+pub fn base(address: SocketAddr) -> String {
+    format!("http://{address}")
+}
+
+/// A reply: status, body text, and the `X-NSQ-Content-Type` header.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub nsq_header: Option<String>,
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let nsq_header = response
+        .headers()
+        .get("X-NSQ-Content-Type")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let body = response.text().await.expect("HTTP body");
+    Reply {
+        status,
+        body,
+        nsq_header,
+    }
+}
+
+/// POST `url` with no body.
+pub async fn post(url: &str) -> Reply {
+    send(reqwest::Client::new().post(url)).await
+}
+
+/// GET `url`.
+pub async fn get(url: &str) -> Reply {
+    send(reqwest::Client::new().get(url)).await
+}
+
+/// PUT `body` to `url`.
+pub async fn put(url: &str, body: &str) -> Reply {
+    send(reqwest::Client::new().put(url).body(body.to_string())).await
+}
+
+/// GET `/stats?format=json` as JSON.
+pub async fn stats(base: &str) -> serde_json::Value {
+    let reply = get(&format!("{base}/stats?format=json")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    serde_json::from_str(&reply.body).expect("stats JSON")
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Blocking version of [`eventually`].
+pub fn eventually_blocking<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The built `rnsq` binary.
+pub fn rnsq_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rnsq"))
+}
+
+/// A broker running as the built binary.
+pub struct BrokerProcess {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub data_path: PathBuf,
+}
+
+impl BrokerProcess {
+    /// Spawns `rnsq nsqd --data-path <data_path>` on loopback port 0 with `extra` flags, and
+    /// waits until it serves HTTP.
+    pub fn spawn(data_path: &Path, extra: &[&str]) -> BrokerProcess {
+        let child = Command::new(rnsq_bin())
+            .arg("nsqd")
+            .arg("--data-path")
+            .arg(data_path)
+            .args([
+                "--tcp-address",
+                "127.0.0.1:0",
+                "--http-address",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rnsq");
+        let pid = child.id();
+        let http = eventually_blocking("the broker to record its HTTP address", || {
+            data_lock::read_holder(data_path)
+                .filter(|h| h.pid == pid)
+                .and_then(|h| h.http_address)
+        });
+        BrokerProcess {
+            child,
+            http,
+            data_path: data_path.into(),
+        }
+    }
+
+    /// `http://<address>`.
+    pub fn base(&self) -> String {
+        base(self.http)
+    }
+
+    /// `kill -9`, then reap.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns whether it exited with status 0.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
