@@ -53,6 +53,7 @@ pub struct Broker {
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     is_loading: AtomicBool,
     events: broadcast::Sender<ChangeEvent>,
+    store_failure: Mutex<Option<String>>,
 }
 
 impl Broker {
@@ -64,6 +65,7 @@ impl Broker {
             topics: Mutex::new(HashMap::new()),
             is_loading: AtomicBool::new(false),
             events,
+            store_failure: Mutex::new(None),
         })
     }
 
@@ -127,10 +129,29 @@ impl Broker {
             return Ok(());
         }
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.apply(&change))
+        let result = tokio::task::spawn_blocking(move || store.apply(&change))
             .await
-            .map_err(|_| BrokerError::Exiting)??;
-        Ok(())
+            .map_err(|_| BrokerError::Exiting)?;
+        let mut health = self.store_failure.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                *health = None;
+                Ok(())
+            }
+            Err(e) => {
+                *health = Some(e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `None` while healthy; else why the last metadata change could not be persisted. Cleared
+    /// by the next change that persists.
+    pub fn health_problem(&self) -> Option<String> {
+        self.store_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Runs `op` on its own task, so the change completes even if the caller is dropped.

@@ -112,9 +112,9 @@ async fn a_change_the_disk_refuses_answers_500_and_changes_nothing() {
         assert!(names.contains(name), "topic {name} answered 200 is missing");
     }
 
-    nsqd.shutdown().await;
     drop(filler);
     std::fs::remove_file(mnt.join("filler")).unwrap();
+    nsqd.shutdown().await;
 
     let nsqd = common::start(&data).await;
     let names = topic_names(&stats(&base(nsqd.http_address())).await);

@@ -10,9 +10,13 @@ use super::response::{plain, v1, Reply};
 use super::State;
 use crate::{config, NSQ_VERSION};
 
-/// `OK` while healthy.
-pub async fn ping(_state: State) -> Response {
-    plain(StatusCode::OK, "OK".into())
+/// `OK` while healthy; 500 `NOK - <reason>` after a metadata change failed to persist (until
+/// one succeeds), as Go nsqd answers after a disk error.
+pub async fn ping(state: State) -> Response {
+    match state.broker.health_problem() {
+        None => plain(StatusCode::OK, "OK".into()),
+        Some(reason) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("NOK - {reason}")),
+    }
 }
 
 /// Go nsqd 1.3.0's `/info` object; durations in nanoseconds.

@@ -16,7 +16,12 @@ use crate::broker::{Channel, Topic};
 use crate::config::duration;
 use crate::NSQ_VERSION;
 
-const HEALTH_OK: &str = "OK";
+fn health(state: &State) -> String {
+    match state.broker.health_problem() {
+        None => "OK".into(),
+        Some(reason) => format!("NOK - {reason}"),
+    }
+}
 
 struct Filter {
     topic: Option<String>,
@@ -48,10 +53,11 @@ pub async fn stats(state: State, RawQuery(query): RawQuery) -> Response {
         .filter(|t| filter.topic.as_deref().is_none_or(|name| t.name() == name))
         .collect();
     let start = state.start_time;
+    let health = health(&state);
     if params.get("format") == Some("json") {
-        v1(Ok(Reply::Json(as_json(&topics, &filter, start))))
+        v1(Ok(Reply::Json(as_json(&topics, &filter, start, &health))))
     } else {
-        v1(Ok(Reply::Text(as_text(&topics, &filter, start))))
+        v1(Ok(Reply::Text(as_text(&topics, &filter, start, &health))))
     }
 }
 
@@ -69,7 +75,12 @@ fn latency() -> Value {
     json!({ "count": 0, "percentiles": null })
 }
 
-fn as_json(topics: &[std::sync::Arc<Topic>], filter: &Filter, start: SystemTime) -> Value {
+fn as_json(
+    topics: &[std::sync::Arc<Topic>],
+    filter: &Filter,
+    start: SystemTime,
+    health: &str,
+) -> Value {
     let clients = || {
         if filter.include_clients {
             json!([])
@@ -113,7 +124,7 @@ fn as_json(topics: &[std::sync::Arc<Topic>], filter: &Filter, start: SystemTime)
         .collect();
     let mut body = json!({
         "version": NSQ_VERSION,
-        "health": HEALTH_OK,
+        "health": health,
         "start_time": start.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "topics": topics,
         "producers": clients(),
@@ -152,7 +163,12 @@ fn resident_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-fn as_text(topics: &[std::sync::Arc<Topic>], filter: &Filter, start: SystemTime) -> String {
+fn as_text(
+    topics: &[std::sync::Arc<Topic>],
+    filter: &Filter,
+    start: SystemTime,
+    health: &str,
+) -> String {
     let mut w = String::new();
     let uptime = SystemTime::now().duration_since(start).unwrap_or_default();
     let start_secs = start
@@ -167,7 +183,7 @@ fn as_text(topics: &[std::sync::Arc<Topic>], filter: &Filter, start: SystemTime)
     );
     let _ = writeln!(w, "start_time {}", rfc3339(start_secs));
     let _ = writeln!(w, "uptime {}", duration::format(uptime));
-    let _ = writeln!(w, "\nHealth: {HEALTH_OK}");
+    let _ = writeln!(w, "\nHealth: {health}");
     if filter.include_mem {
         let _ = writeln!(w, "\nMemory:");
         if let Value::Object(memory) = memory() {
