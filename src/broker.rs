@@ -6,6 +6,7 @@
 //! goes away (an HTTP client hanging up) cannot leave a change half done.
 
 mod channel;
+mod client;
 mod event;
 mod topic;
 
@@ -14,12 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use channel::Channel;
+pub use channel::{Channel, FlightError};
+pub use client::{state as client_state, ClientInfo, Identity};
 pub use event::ChangeEvent;
 pub use topic::Topic;
 use topic::TopicState;
 
+use crate::guid::GuidFactory;
+use crate::message::MessageId;
 use crate::meta_store::{Change, MetaStore, StoreError};
 use crate::metadata::TopicMeta;
 use crate::names;
@@ -47,26 +53,139 @@ pub enum BrokerError {
     NotLoading,
 }
 
+/// What the broker needs from the options.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Messages kept in memory per topic and channel before they count as backend depth.
+    pub mem_queue_size: usize,
+    /// The node part of message IDs.
+    pub node_id: i64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            mem_queue_size: 10_000,
+            node_id: 0,
+        }
+    }
+}
+
 /// The topic registry. Shared as `Arc<Broker>`.
 pub struct Broker {
     store: Arc<MetaStore>,
+    config: BrokerConfig,
     topics: Mutex<HashMap<String, Arc<Topic>>>,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
     is_loading: AtomicBool,
     events: broadcast::Sender<ChangeEvent>,
     store_failure: Mutex<Option<String>>,
+    guids: GuidFactory,
+    /// Owns every topic pump and channel timer.
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 impl Broker {
-    /// A broker with no topics, persisting to `store`.
+    /// A broker with no topics, persisting to `store`, with default settings.
     pub fn new(store: Arc<MetaStore>) -> Arc<Self> {
+        Self::with_config(store, BrokerConfig::default())
+    }
+
+    /// A broker with no topics, persisting to `store`.
+    pub fn with_config(store: Arc<MetaStore>, config: BrokerConfig) -> Arc<Self> {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         Arc::new(Broker {
             store,
+            guids: GuidFactory::new(config.node_id),
+            config,
             topics: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
             is_loading: AtomicBool::new(false),
             events,
             store_failure: Mutex::new(None),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
         })
+    }
+
+    /// A new message ID.
+    pub fn next_id(&self) -> MessageId {
+        self.guids.next()
+    }
+
+    /// Stops every topic pump and channel timer and waits for them.
+    pub async fn close(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    fn new_topic(&self, name: &str, paused: bool) -> Arc<Topic> {
+        let topic = Arc::new(Topic::new(name, paused, self.config.mem_queue_size));
+        self.tasks
+            .spawn(topic.clone().run_pump(self.shutdown.clone()));
+        topic
+    }
+
+    fn new_channel(&self, name: &str, paused: bool) -> Arc<Channel> {
+        let channel = Arc::new(Channel::new(name, paused, self.config.mem_queue_size));
+        self.tasks
+            .spawn(channel.clone().run_timer(self.shutdown.clone()));
+        channel
+    }
+
+    /// Registers a connected client (for /stats producers).
+    pub fn add_client(&self, client: Arc<ClientInfo>) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client.id, client);
+    }
+
+    /// Forgets a disconnected client.
+    pub fn remove_client(&self, id: u64) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Every connected client, in connection order.
+    pub fn clients(&self) -> Vec<Arc<ClientInfo>> {
+        let mut clients: Vec<_> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        clients.sort_by_key(|c| c.id);
+        clients
+    }
+
+    /// A consumer left `channel`: its in-flight messages are requeued, and an ephemeral
+    /// channel left without consumers is deleted (then an ephemeral topic left without
+    /// channels).
+    pub async fn remove_consumer(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        channel: &Arc<Channel>,
+        client: u64,
+    ) {
+        channel.requeue_client(client);
+        let remaining = channel.remove_client(client);
+        if remaining > 0 || !channel.is_ephemeral() || channel.is_deleted() {
+            return;
+        }
+        if let Err(e) = self.delete_channel(topic, channel.name()).await {
+            tracing::debug!(error = %e, "ephemeral channel already gone");
+        }
+        if topic.is_ephemeral() && topic.channels().is_empty() && topic.is_live() {
+            if let Err(e) = self.delete_topic(topic.name()).await {
+                tracing::debug!(error = %e, "ephemeral topic already gone");
+            }
+        }
     }
 
     /// The store this broker persists to.
@@ -192,7 +311,7 @@ impl Broker {
                 match topics.get(name) {
                     Some(topic) => (topic.clone(), None),
                     None => {
-                        let topic = Arc::new(Topic::new(name, false));
+                        let topic = self.new_topic(name, false);
                         // A fresh mutex is always free.
                         let guard = topic.change_lock.clone().try_lock_owned().ok();
                         topics.insert(name.to_string(), topic.clone());
@@ -230,7 +349,7 @@ impl Broker {
     }
 
     fn unregister(&self, topic: &Arc<Topic>) {
-        topic.set_state(TopicState::Gone);
+        topic.mark_gone();
         let mut topics = self.lock_topics();
         if topics
             .get(topic.name())
@@ -339,15 +458,15 @@ impl Broker {
             if let Some(channel) = topic.get_existing_channel(&name) {
                 return Ok(channel);
             }
-            let channel = Arc::new(Channel::new(&name, false));
+            let ephemeral = topic.is_ephemeral() || crate::names::is_ephemeral(&name);
             let change = Change::CreateChannel {
                 topic: topic.name().into(),
                 channel: name.clone(),
             };
-            broker
-                .persist(topic.is_ephemeral() || channel.is_ephemeral(), change)
-                .await?;
+            broker.persist(ephemeral, change).await?;
+            let channel = broker.new_channel(&name, false);
             topic.lock_channels().insert(name.clone(), channel.clone());
+            topic.changed();
             tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: created");
             broker.announce(ChangeEvent::ChannelCreated {
                 topic: topic.name().into(),
@@ -385,6 +504,8 @@ impl Broker {
                 .await?;
             topic.lock_channels().remove(&name);
             channel.mark_deleted();
+            topic.changed();
+            topic.changed();
             tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: deleted");
             broker.announce(ChangeEvent::ChannelDeleted {
                 topic: topic.name().into(),
@@ -441,13 +562,13 @@ impl Broker {
         if !self.is_loading() {
             return Err(BrokerError::NotLoading);
         }
-        let topic = Arc::new(Topic::new(&meta.name, meta.paused));
+        let topic = self.new_topic(&meta.name, meta.paused);
         {
             let mut channels = topic.lock_channels();
             for channel in &meta.channels {
                 channels.insert(
                     channel.name.clone(),
-                    Arc::new(Channel::new(&channel.name, channel.paused)),
+                    self.new_channel(&channel.name, channel.paused),
                 );
             }
         }

@@ -100,6 +100,8 @@ pub struct NsqdOptions {
     pub max_output_buffer_size: i64,
     pub max_output_buffer_timeout: Duration,
     pub max_deflate_level: i64,
+    /// Consumers allowed per channel; 0 is no limit.
+    pub max_channel_consumers: i64,
     pub log_level: LogLevel,
 }
 
@@ -126,6 +128,7 @@ impl Default for NsqdOptions {
             max_output_buffer_size: 64 * 1024,
             max_output_buffer_timeout: Duration::from_secs(30),
             max_deflate_level: 6,
+            max_channel_consumers: 0,
             log_level: LogLevel::Info,
         }
     }
@@ -212,6 +215,9 @@ pub struct NsqdArgs {
     /// Maximum deflate compression level a client can negotiate [default: 6]
     #[arg(long, value_name = "LEVEL")]
     pub max_deflate_level: Option<i64>,
+    /// Consumers allowed per channel, 0 for no limit [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_channel_consumers: Option<i64>,
     /// Log level: debug, info, warn, error, fatal [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
@@ -242,7 +248,6 @@ const GO_ONLY_KEYS: &[&str] = &[
     "tls_min_version",
     "deflate",
     "snappy",
-    "max_channel_consumers",
     "min_output_buffer_timeout",
     "output_buffer_timeout",
     "log_prefix",
@@ -294,6 +299,7 @@ impl NsqdOptions {
             &a.max_output_buffer_timeout,
         );
         set(&mut self.max_deflate_level, &a.max_deflate_level);
+        set(&mut self.max_channel_consumers, &a.max_channel_consumers);
         set(&mut self.log_level, &a.log_level);
     }
 
@@ -358,6 +364,7 @@ impl NsqdOptions {
             "max_output_buffer_size" => self.max_output_buffer_size = int(value)?,
             "max_output_buffer_timeout" => self.max_output_buffer_timeout = go_duration(value)?,
             "max_deflate_level" => self.max_deflate_level = int(value)?,
+            "max_channel_consumers" => self.max_channel_consumers = int(value)?,
             "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
             _ => return Err(SetError::Unknown),
         }
@@ -389,6 +396,7 @@ impl NsqdOptions {
             "max_output_buffer_size" => json!(self.max_output_buffer_size),
             "max_output_buffer_timeout" => ns(&self.max_output_buffer_timeout),
             "max_deflate_level" => json!(self.max_deflate_level),
+            "max_channel_consumers" => json!(self.max_channel_consumers),
             "log_level" => json!(self.log_level as i64),
             _ => return None,
         })
@@ -417,6 +425,12 @@ impl NsqdOptions {
             if value <= 0 {
                 return fail(key, format!("must be greater than 0, got {value}"));
             }
+        }
+        if self.max_channel_consumers < 0 {
+            return fail(
+                "max-channel-consumers",
+                format!("must be 0 or more, got {}", self.max_channel_consumers),
+            );
         }
         if self.mem_queue_size < 0 {
             return fail(

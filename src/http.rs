@@ -9,6 +9,7 @@ mod config;
 mod info;
 mod meta;
 mod params;
+mod publish;
 mod response;
 mod stats;
 mod topic;
@@ -43,7 +44,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/ping", get(info::ping))
         .route("/info", get(info::info))
         .route("/stats", get(stats::stats))
+        .route("/pub", post(publish::publish))
+        .route("/mpub", post(publish::multi_publish))
         .route("/topic/create", post(topic::create))
+        .route("/topic/empty", post(topic::empty))
+        .route("/channel/empty", post(channel::empty))
         .route("/topic/delete", post(topic::delete))
         .route("/topic/pause", post(topic::pause))
         .route("/topic/unpause", post(topic::unpause))

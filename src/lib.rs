@@ -4,17 +4,22 @@
 pub mod bench;
 pub mod broker;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod console;
 pub mod data_lock;
+pub mod guid;
 pub mod http;
 pub mod loader;
+pub mod message;
 pub mod meta_cli;
 pub mod meta_store;
 pub mod metadata;
 pub mod names;
 pub mod nsqd;
 pub mod nsqd_dat;
+pub mod protocol;
+pub mod tcp;
 
 /// The Go NSQ release whose protocols and formats rnsq speaks; reported wherever nsqd reports
 /// its version (`/info`, `/stats`, `nsqd.dat`).

@@ -207,11 +207,7 @@ impl MetaStore {
             path: path.into(),
             source: StorageError(e),
         };
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(storage)?;
+        let db = open_sled(path).map_err(storage)?;
         match migrations::run(&db) {
             Ok(migrations::Outcome::Current { from }) => {
                 if from != 0 && from < SCHEMA_VERSION {
@@ -493,6 +489,31 @@ impl MetaStore {
         self.flush()
     }
 }
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] while a store this process just closed still holds
+/// sled's file lock: sled releases it from a background thread after the last handle drops.
+/// (Another process cannot be the holder: the data-path lock keeps it out.)
+fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open();
+        match opened {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long [`open_sled`] waits for a lingering file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl std::fmt::Debug for MetaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

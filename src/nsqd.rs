@@ -17,13 +17,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerConfig};
 use crate::config::{self, LiveOptions, NsqdOptions};
 use crate::data_lock::{DataLock, Holder, LockError};
 use crate::http::{self, HttpState};
 use crate::loader::{self, LoadError, LoadReport};
 use crate::meta_store::{self, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
+use crate::tcp::{self, TcpContext};
 
 /// Why the daemon could not start. Nothing it had started is left running.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +150,13 @@ impl Nsqd {
             }
         })
         .await??;
-        let broker = Broker::new(Arc::new(store));
+        let broker = Broker::with_config(
+            Arc::new(store),
+            BrokerConfig {
+                mem_queue_size: usize::try_from(opts.mem_queue_size).unwrap_or(0),
+                node_id: opts.node_id,
+            },
+        );
         let load_report = loader::load(&broker).await?;
         // The store is the truth: whatever nsqd.dat held (stale, corrupt, Go's) is replaced.
         if let Err(e) = dat_keeper::write_now(broker.store().clone(), data_path.clone()).await {
@@ -182,6 +189,8 @@ impl Nsqd {
             tcp_address,
             http_address,
         });
+        let tcp_context = Arc::new(TcpContext::new(broker.clone(), state.options.clone()));
+        tasks.spawn(tcp::serve(tcp_listener, tcp_context, shutdown.clone()));
         tasks.spawn(dat_keeper::run(
             broker.clone(),
             data_path.clone(),
@@ -195,14 +204,7 @@ impl Nsqd {
                 }
             }
         });
-        // The TCP protocol arrives with its own issue; until then the port is held, not served.
-        tasks.spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                shutdown.cancelled().await;
-                drop(tcp_listener);
-            }
-        });
+
         tasks.close();
         tracing::info!(%tcp_address, %http_address, data_path = %data_path.display(), "nsqd started");
         Ok(Nsqd {
@@ -246,6 +248,7 @@ impl Nsqd {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tasks.wait().await;
+        self.broker.close().await;
         let store = self.broker.store().clone();
         drop(self.broker);
         match tokio::task::spawn_blocking(move || store.close()).await {

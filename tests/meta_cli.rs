@@ -452,7 +452,7 @@ fn check_prints_the_schema_version_and_counts() {
 
     // A record sled holds but rnsq cannot decode is a problem: exit 1, and it is named.
     {
-        let db = sled::open(data.join(STORE_DIR)).unwrap();
+        let db = common::open_sled(data.join(STORE_DIR));
         db.open_tree("topics")
             .unwrap()
             .insert(b"wrecked", &b"\xff\xff"[..])

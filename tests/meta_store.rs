@@ -2,6 +2,8 @@
 //! migration from version 1, refusal of a newer schema, import, corrupt records, and the loader
 //! proving that boot replay writes nothing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,7 +84,7 @@ fn apply_counted(store: &MetaStore, change: Change, counted: u64) {
 
 /// The schema version stored on disk, read with sled directly (the store must be closed).
 fn stored_version(path: &Path) -> u32 {
-    let db = sled::open(path).expect("sled opens");
+    let db = common::open_sled(path);
     let meta = db.open_tree("meta").expect("meta tree");
     let bytes = meta
         .get(b"schema_version")
@@ -262,7 +264,7 @@ fn reopening_gives_back_the_same_snapshot() {
 
 /// Builds a schema-version-1 store by hand.
 fn write_v1_store(path: &Path) {
-    let db = sled::open(path).expect("sled opens");
+    let db = common::open_sled(path);
     let meta = db.open_tree("meta").unwrap();
     let topics = db.open_tree("topics").unwrap();
     let channels = db.open_tree("channels").unwrap();
@@ -328,7 +330,7 @@ fn an_older_store_is_migrated_on_open() {
 
     // On disk: the current version, and the version-1 channels tree is gone.
     {
-        let db = sled::open(&path).unwrap();
+        let db = common::open_sled(&path);
         let version = db
             .open_tree("meta")
             .unwrap()
@@ -366,7 +368,7 @@ fn a_failed_migration_keeps_the_older_version() {
     write_v1_store(&path);
     {
         // A paused flag that is neither 0 nor 1.
-        let db = sled::open(&path).unwrap();
+        let db = common::open_sled(&path);
         db.open_tree("topics")
             .unwrap()
             .insert(b"beta", &[7u8])
@@ -385,7 +387,7 @@ fn a_failed_migration_keeps_the_older_version() {
     {
         // Still version 1, with the version-1 channels intact; repair the flag.
         assert_eq!(stored_version(&path), 1);
-        let db = sled::open(&path).unwrap();
+        let db = common::open_sled(&path);
         assert_eq!(db.open_tree("channels").unwrap().len(), 5);
         db.open_tree("topics")
             .unwrap()
@@ -410,7 +412,7 @@ fn a_newer_store_is_refused() {
     }
     let newer = SCHEMA_VERSION + 1;
     {
-        let db = sled::open(&path).unwrap();
+        let db = common::open_sled(&path);
         db.open_tree("meta")
             .unwrap()
             .insert(b"schema_version", &newer.to_be_bytes())
@@ -655,7 +657,7 @@ fn a_corrupt_record_is_reported_and_never_overwritten() {
     // A record whose channel list claims about 2^60 entries: decoding must fail, not allocate.
     let huge: &[u8] = &[0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
     {
-        let db = sled::open(&path).unwrap();
+        let db = common::open_sled(&path);
         let topics = db.open_tree("topics").unwrap();
         topics.insert(b"bad", garbage).unwrap();
         topics.insert(b"huge", huge).unwrap();
@@ -714,7 +716,7 @@ fn a_corrupt_record_is_reported_and_never_overwritten() {
     drop(store);
 
     // The corrupt record is exactly as it was; the refused import wrote nothing.
-    let db = sled::open(&path).unwrap();
+    let db = common::open_sled(&path);
     let topics = db.open_tree("topics").unwrap();
     assert_eq!(topics.get(b"bad").unwrap().as_deref(), Some(garbage));
     assert_eq!(topics.get(b"huge").unwrap().as_deref(), Some(huge));

@@ -1,26 +1,94 @@
-//! A channel: one consumer group's view of a topic. Its queues arrive with the protocol; here
-//! it holds its name and paused flag.
+//! A channel: one consumer group's copy of a topic's stream. It holds the queue of messages
+//! waiting for a consumer, the messages in flight (delivered, not yet finished) with their
+//! timeouts, the deferred messages with their due times, and its consumers.
+//!
+//! A timer task per channel fires in-flight timeouts and deferred due times at their exact
+//! instant (Go scans every 100 ms and can be seconds late).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::ClientInfo;
+use crate::message::{Message, MessageId};
 use crate::names;
 
+/// Why FIN, REQ or TOUCH failed; the text is Go's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FlightError {
+    #[error("ID not in flight")]
+    NotInFlight,
+    #[error("client does not own message")]
+    NotOwner,
+}
+
+struct InFlight {
+    message: Message,
+    client: u64,
+    deadline: Instant,
+    delivered: Instant,
+}
+
+#[derive(Default)]
+struct Flights {
+    in_flight: HashMap<MessageId, InFlight>,
+    by_deadline: BTreeSet<(Instant, MessageId)>,
+    deferred: BTreeMap<(Instant, u64), Message>,
+    sequence: u64,
+}
+
 /// A channel of a topic. Shared behind an `Arc`; its flags change only through the broker.
-#[derive(Debug)]
 pub struct Channel {
     name: String,
     ephemeral: bool,
     paused: AtomicBool,
     deleted: AtomicBool,
+    queue_tx: flume::Sender<Message>,
+    queue_rx: flume::Receiver<Message>,
+    mem_queue_size: usize,
+    flights: Mutex<Flights>,
+    timer: Notify,
+    pub message_count: AtomicU64,
+    pub requeue_count: AtomicU64,
+    pub timeout_count: AtomicU64,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    /// Bumped on pause and unpause so that consumers look again.
+    changes: watch::Sender<u64>,
+    exit: CancellationToken,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str, paused: bool) -> Self {
+    pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize) -> Self {
+        let (queue_tx, queue_rx) = flume::unbounded();
         Channel {
             name: name.into(),
             ephemeral: names::is_ephemeral(name),
             paused: AtomicBool::new(paused),
             deleted: AtomicBool::new(false),
+            queue_tx,
+            queue_rx,
+            mem_queue_size,
+            flights: Mutex::new(Flights::default()),
+            timer: Notify::new(),
+            message_count: AtomicU64::new(0),
+            requeue_count: AtomicU64::new(0),
+            timeout_count: AtomicU64::new(0),
+            clients: Mutex::new(HashMap::new()),
+            changes: watch::channel(0).0,
+            exit: CancellationToken::new(),
         }
     }
 
@@ -29,7 +97,7 @@ impl Channel {
         &self.name
     }
 
-    /// Whether the name ends in `#ephemeral`: never persisted.
+    /// Whether the name ends in `#ephemeral`: never persisted, deleted with its last consumer.
     pub fn is_ephemeral(&self) -> bool {
         self.ephemeral
     }
@@ -41,6 +109,12 @@ impl Channel {
 
     pub(crate) fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that changes on pause and unpause.
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Whether the channel has been deleted; a holder of a deleted channel must let go of it.
@@ -48,7 +122,294 @@ impl Channel {
         self.deleted.load(Ordering::Acquire)
     }
 
+    /// Cancelled when the channel is deleted or the broker stops.
+    pub fn exit_token(&self) -> &CancellationToken {
+        &self.exit
+    }
+
     pub(crate) fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Release);
+        self.exit.cancel();
+    }
+
+    fn flights(&self) -> MutexGuard<'_, Flights> {
+        self.flights.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a message for delivery.
+    pub fn put(&self, message: Message) {
+        self.message_count.fetch_add(1, Ordering::Relaxed);
+        self.requeue_internal(message);
+    }
+
+    fn requeue_internal(&self, message: Message) {
+        // The receiver lives as long as the channel: sending cannot fail.
+        let _ = self.queue_tx.send(message);
+    }
+
+    /// Holds a message for `delay`, then queues it.
+    pub fn put_deferred(&self, message: Message, delay: Duration) {
+        self.message_count.fetch_add(1, Ordering::Relaxed);
+        self.defer(message, delay);
+    }
+
+    fn defer(&self, message: Message, delay: Duration) {
+        let due = Instant::now() + delay;
+        {
+            let mut flights = self.flights();
+            flights.sequence += 1;
+            let sequence = flights.sequence;
+            flights.deferred.insert((due, sequence), message);
+        }
+        self.timer.notify_one();
+    }
+
+    /// The next queued message, waiting for one. Cancel-safe: a message is taken only when
+    /// the future completes.
+    pub async fn next_message(&self) -> Option<Message> {
+        self.queue_rx.recv_async().await.ok()
+    }
+
+    /// Messages waiting for a consumer.
+    pub fn depth(&self) -> usize {
+        self.queue_rx.len()
+    }
+
+    /// Of [`Channel::depth`], those beyond `--mem-queue-size` (the part a disk queue will hold).
+    pub fn backend_depth(&self) -> usize {
+        self.depth().saturating_sub(self.mem_queue_size)
+    }
+
+    /// (in flight, deferred) counts.
+    pub fn flight_counts(&self) -> (usize, usize) {
+        let flights = self.flights();
+        (flights.in_flight.len(), flights.deferred.len())
+    }
+
+    /// Records `message` as delivered to `client`, timing out after `timeout`.
+    pub fn start_in_flight(&self, message: Message, client: u64, timeout: Duration) {
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let id = message.id;
+        let earliest = {
+            let mut flights = self.flights();
+            let earliest = flights
+                .by_deadline
+                .first()
+                .is_none_or(|(d, _)| deadline < *d);
+            flights.in_flight.insert(
+                id,
+                InFlight {
+                    message,
+                    client,
+                    deadline,
+                    delivered: now,
+                },
+            );
+            flights.by_deadline.insert((deadline, id));
+            earliest
+        };
+        if earliest {
+            self.timer.notify_one();
+        }
+    }
+
+    fn take_in_flight(&self, client: u64, id: &MessageId) -> Result<InFlight, FlightError> {
+        let mut flights = self.flights();
+        match flights.in_flight.get(id) {
+            None => return Err(FlightError::NotInFlight),
+            Some(entry) if entry.client != client => return Err(FlightError::NotOwner),
+            Some(_) => {}
+        }
+        let entry = flights
+            .in_flight
+            .remove(id)
+            .ok_or(FlightError::NotInFlight)?;
+        flights.by_deadline.remove(&(entry.deadline, *id));
+        Ok(entry)
+    }
+
+    /// FIN: the message is done.
+    pub fn finish(&self, client: u64, id: &MessageId) -> Result<(), FlightError> {
+        self.take_in_flight(client, id).map(drop)
+    }
+
+    /// REQ: back to the queue now (`delay` zero) or after `delay`.
+    pub fn requeue(&self, client: u64, id: &MessageId, delay: Duration) -> Result<(), FlightError> {
+        let entry = self.take_in_flight(client, id)?;
+        self.requeue_count.fetch_add(1, Ordering::Relaxed);
+        if delay.is_zero() {
+            self.requeue_internal(entry.message);
+        } else {
+            self.defer(entry.message, delay);
+        }
+        Ok(())
+    }
+
+    /// TOUCH: the timeout restarts at `timeout` from now, but never past delivery plus
+    /// `max_timeout`.
+    pub fn touch(
+        &self,
+        client: u64,
+        id: &MessageId,
+        timeout: Duration,
+        max_timeout: Duration,
+    ) -> Result<(), FlightError> {
+        let mut flights = self.flights();
+        let entry = flights
+            .in_flight
+            .get_mut(id)
+            .ok_or(FlightError::NotInFlight)?;
+        if entry.client != client {
+            return Err(FlightError::NotOwner);
+        }
+        let old = entry.deadline;
+        let new = (Instant::now() + timeout).min(entry.delivered + max_timeout);
+        entry.deadline = new;
+        flights.by_deadline.remove(&(old, *id));
+        flights.by_deadline.insert((new, *id));
+        Ok(())
+    }
+
+    /// Requeues every message in flight to `client` (it disconnected); returns how many.
+    pub fn requeue_client(&self, client: u64) -> usize {
+        let taken: Vec<InFlight> = {
+            let mut flights = self.flights();
+            let ids: Vec<MessageId> = flights
+                .in_flight
+                .iter()
+                .filter(|(_, e)| e.client == client)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter()
+                .filter_map(|id| {
+                    let entry = flights.in_flight.remove(id)?;
+                    flights.by_deadline.remove(&(entry.deadline, *id));
+                    Some(entry)
+                })
+                .collect()
+        };
+        let count = taken.len();
+        for entry in taken {
+            self.requeue_count.fetch_add(1, Ordering::Relaxed);
+            self.requeue_internal(entry.message);
+        }
+        count
+    }
+
+    /// Drops every queued, in-flight and deferred message.
+    pub fn empty(&self) {
+        while self.queue_rx.try_recv().is_ok() {}
+        let clients = self.clients();
+        let mut flights = self.flights();
+        flights.in_flight.clear();
+        flights.by_deadline.clear();
+        flights.deferred.clear();
+        for client in clients {
+            client.in_flight_count.store(0, Ordering::Release);
+            client.wake.notify_one();
+        }
+    }
+
+    /// Adds a consumer.
+    pub fn add_client(&self, client: Arc<ClientInfo>) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client.id, client);
+    }
+
+    /// Removes a consumer; returns how many remain.
+    pub fn remove_client(&self, client: u64) -> usize {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.remove(&client);
+        clients.len()
+    }
+
+    /// The consumers, in connection order.
+    pub fn clients(&self) -> Vec<Arc<ClientInfo>> {
+        let mut clients: Vec<_> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        clients.sort_by_key(|c| c.id);
+        clients
+    }
+
+    /// How many consumers there are.
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Fires in-flight timeouts and deferred due times on time, until the channel is deleted
+    /// or `shutdown` is cancelled.
+    pub(crate) async fn run_timer(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let next = self.fire_due();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.exit.cancelled() => return,
+                _ = self.timer.notified() => {}
+                _ = sleep => {}
+            }
+        }
+    }
+
+    /// Handles everything due now; returns when the next thing falls due.
+    fn fire_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut timed_out = Vec::new();
+        let mut due = Vec::new();
+        let next = {
+            let mut flights = self.flights();
+            while let Some(&(deadline, id)) = flights.by_deadline.first() {
+                if deadline > now {
+                    break;
+                }
+                flights.by_deadline.pop_first();
+                if let Some(entry) = flights.in_flight.remove(&id) {
+                    timed_out.push(entry);
+                }
+            }
+            while let Some(entry) = flights.deferred.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            let next_flight = flights.by_deadline.first().map(|(d, _)| *d);
+            let next_deferred = flights.deferred.first_key_value().map(|((d, _), _)| *d);
+            match (next_flight, next_deferred) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        if !timed_out.is_empty() {
+            let clients = self
+                .clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for entry in timed_out {
+                self.timeout_count.fetch_add(1, Ordering::Relaxed);
+                if let Some(client) = clients.get(&entry.client) {
+                    client.left_flight();
+                }
+                self.requeue_internal(entry.message);
+            }
+        }
+        for message in due {
+            self.requeue_internal(message);
+        }
+        next
     }
 }

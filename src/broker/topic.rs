@@ -1,11 +1,16 @@
-//! A topic: a named stream that copies each message to every channel. Its queues arrive with
-//! the protocol; here it holds its channels, its paused flag and its lifecycle state.
+//! A topic: a named stream that copies each message to every channel. It holds its channels,
+//! its paused flag, its lifecycle state, and the queue of messages not yet copied to channels
+//! (kept while it is paused, not started, or has no channel yet, as Go nsqd does).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
 use super::channel::Channel;
+use crate::message::Message;
 use crate::names;
 
 /// Where a topic is in its life. Only `Live` topics are visible to readers.
@@ -31,11 +36,27 @@ pub struct Topic {
     channels: Mutex<BTreeMap<String, Arc<Channel>>>,
     /// Held across a whole metadata change of this topic (persist, apply, announce).
     pub(crate) change_lock: Arc<tokio::sync::Mutex<()>>,
+    queue_tx: flume::Sender<Message>,
+    queue_rx: flume::Receiver<Message>,
+    mem_queue_size: usize,
+    pub message_count: AtomicU64,
+    pub message_bytes: AtomicU64,
+    /// Bumped on start, pause, unpause and channel changes, so that the pump looks again.
+    changes: watch::Sender<u64>,
+    exit: CancellationToken,
 }
 
 impl Topic {
-    pub(crate) fn new(name: &str, paused: bool) -> Self {
+    pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize) -> Self {
+        let (queue_tx, queue_rx) = flume::unbounded();
         Topic {
+            queue_tx,
+            queue_rx,
+            mem_queue_size,
+            message_count: AtomicU64::new(0),
+            message_bytes: AtomicU64::new(0),
+            changes: watch::channel(0).0,
+            exit: CancellationToken::new(),
             name: name.into(),
             ephemeral: names::is_ephemeral(name),
             paused: AtomicBool::new(paused),
@@ -63,6 +84,74 @@ impl Topic {
 
     pub(crate) fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
+        self.changed();
+    }
+
+    /// Tells the pump to look again (start, pause, channel set).
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Cancelled when the topic is deleted.
+    pub fn exit_token(&self) -> &CancellationToken {
+        &self.exit
+    }
+
+    /// Publishes messages: they are queued in order, then copied to every channel.
+    pub fn put_messages(&self, messages: impl IntoIterator<Item = Message>) {
+        for message in messages {
+            self.message_count.fetch_add(1, Ordering::Relaxed);
+            self.message_bytes
+                .fetch_add(message.body.len() as u64, Ordering::Relaxed);
+            // The receiver lives as long as the topic: sending cannot fail.
+            let _ = self.queue_tx.send(message);
+        }
+    }
+
+    /// Messages not yet copied to channels.
+    pub fn depth(&self) -> usize {
+        self.queue_rx.len()
+    }
+
+    /// Of [`Topic::depth`], those beyond `--mem-queue-size`.
+    pub fn backend_depth(&self) -> usize {
+        self.depth().saturating_sub(self.mem_queue_size)
+    }
+
+    /// Drops the messages not yet copied to channels.
+    pub fn empty(&self) {
+        while self.queue_rx.try_recv().is_ok() {}
+    }
+
+    /// Copies queued messages to every channel while the topic is started, unpaused and has
+    /// channels; stops when the topic is deleted or `shutdown` is cancelled.
+    pub(crate) async fn run_pump(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            // Marked before looking, so a change made while looking is not missed.
+            changes.mark_unchanged();
+            let channels: Vec<Arc<Channel>> = self.channels();
+            let flowing = self.is_started() && !self.is_paused() && !channels.is_empty();
+            if !flowing {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.exit.cancelled() => return,
+                    _ = changes.changed() => continue,
+                }
+            }
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = self.exit.cancelled() => return,
+                    _ = changes.changed() => break,
+                    message = self.queue_rx.recv_async() => {
+                        let Ok(message) = message else { return };
+                        copy_to(&channels, message);
+                    }
+                }
+            }
+        }
     }
 
     pub(crate) fn state(&self) -> TopicState {
@@ -89,6 +178,12 @@ impl Topic {
 
     pub(crate) fn start(&self) {
         self.started.store(true, Ordering::Release);
+        self.changed();
+    }
+
+    pub(crate) fn mark_gone(&self) {
+        self.set_state(TopicState::Gone);
+        self.exit.cancel();
     }
 
     pub(crate) fn lock_channels(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Channel>>> {
@@ -106,5 +201,26 @@ impl Topic {
     /// Every channel, in name order.
     pub fn channels(&self) -> Vec<Arc<Channel>> {
         self.lock_channels().values().cloned().collect()
+    }
+}
+
+/// Gives each live channel its own copy of `message` (bodies are shared).
+fn copy_to(channels: &[Arc<Channel>], message: Message) {
+    let live: Vec<&Arc<Channel>> = channels.iter().filter(|c| !c.is_deleted()).collect();
+    let Some((last, rest)) = live.split_last() else {
+        return;
+    };
+    for channel in rest {
+        deliver(channel, message.clone());
+    }
+    deliver(last, message);
+}
+
+fn deliver(channel: &Channel, message: Message) {
+    if message.deferred.is_zero() {
+        channel.put(message);
+    } else {
+        let delay = message.deferred;
+        channel.put_deferred(message, delay);
     }
 }

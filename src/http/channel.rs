@@ -48,6 +48,19 @@ pub async fn delete(state: State, RawQuery(query): RawQuery) -> Response {
     .await)
 }
 
+/// Drops the channel's queued, in-flight and deferred messages (`CHANNEL_NOT_FOUND`).
+pub async fn empty(state: State, RawQuery(query): RawQuery) -> Response {
+    v1(async {
+        let (topic, channel) = existing_topic(&state, &Params::parse(query.as_deref()))?;
+        let channel = topic
+            .get_existing_channel(&channel)
+            .ok_or_else(|| ApiError::new(404, "CHANNEL_NOT_FOUND"))?;
+        channel.empty();
+        Ok(Reply::Empty)
+    }
+    .await)
+}
+
 /// Pauses delivery from the channel.
 pub async fn pause(state: State, RawQuery(query): RawQuery) -> Response {
     v1(set_paused(state, query, true).await)

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use super::params::{parse_bool, Params};
 use super::response::{v1, Reply};
 use super::State;
-use crate::broker::{Channel, Topic};
+use std::sync::atomic::Ordering;
+
+use crate::broker::{Channel, ClientInfo, Topic};
 use crate::config::duration;
 use crate::NSQ_VERSION;
 
@@ -54,10 +56,31 @@ pub async fn stats(state: State, RawQuery(query): RawQuery) -> Response {
         .collect();
     let start = state.start_time;
     let health = health(&state);
-    if params.get("format") == Some("json") {
-        v1(Ok(Reply::Json(as_json(&topics, &filter, start, &health))))
+    // Producers: connected clients that published, filtered to the topic asked about.
+    let producers: Vec<_> = if filter.include_clients {
+        state
+            .broker
+            .clients()
+            .into_iter()
+            .filter(|c| {
+                let counts = c.pub_counts();
+                match &filter.topic {
+                    Some(topic) => counts.iter().any(|(t, _)| t == topic),
+                    None => !counts.is_empty(),
+                }
+            })
+            .collect()
     } else {
-        v1(Ok(Reply::Text(as_text(&topics, &filter, start, &health))))
+        Vec::new()
+    };
+    if params.get("format") == Some("json") {
+        v1(Ok(Reply::Json(as_json(
+            &topics, &producers, &filter, start, &health,
+        ))))
+    } else {
+        v1(Ok(Reply::Text(as_text(
+            &topics, &producers, &filter, start, &health,
+        ))))
     }
 }
 
@@ -75,36 +98,73 @@ fn latency() -> Value {
     json!({ "count": 0, "percentiles": null })
 }
 
+/// A client as Go nsqd's `ClientStats` JSON.
+fn client_json(client: &ClientInfo) -> Value {
+    let identity = client.identity();
+    let pub_counts: Vec<Value> = client
+        .pub_counts()
+        .into_iter()
+        .map(|(topic, count)| json!({"topic": topic, "count": count}))
+        .collect();
+    json!({
+        "client_id": identity.client_id,
+        "hostname": identity.hostname,
+        "version": "V2",
+        "remote_address": client.remote_address,
+        "state": client.state.load(Ordering::Relaxed),
+        "ready_count": client.ready_count.load(Ordering::Relaxed),
+        "in_flight_count": client.in_flight_count.load(Ordering::Relaxed),
+        "message_count": client.message_count.load(Ordering::Relaxed),
+        "finish_count": client.finish_count.load(Ordering::Relaxed),
+        "requeue_count": client.requeue_count.load(Ordering::Relaxed),
+        "connect_ts": client.connect_ts,
+        "sample_rate": identity.sample_rate,
+        "deflate": false,
+        "snappy": false,
+        "user_agent": identity.user_agent,
+        "tls": false,
+        "tls_cipher_suite": "",
+        "tls_version": "",
+        "tls_negotiated_protocol": "",
+        "tls_negotiated_protocol_is_mutual": false,
+        "authed": false,
+        "pub_counts": pub_counts,
+        "output_buffer_size": identity.output_buffer_size,
+        "output_buffer_timeout": identity.output_buffer_timeout_ms,
+        "msg_timeout": identity.msg_timeout_ms,
+    })
+}
+
 fn as_json(
     topics: &[std::sync::Arc<Topic>],
+    producers: &[std::sync::Arc<ClientInfo>],
     filter: &Filter,
     start: SystemTime,
     health: &str,
 ) -> Value {
-    let clients = || {
-        if filter.include_clients {
-            json!([])
-        } else {
-            Value::Null
-        }
-    };
     let topics: Vec<Value> = topics
         .iter()
         .map(|topic| {
             let channels: Vec<Value> = channels_of(topic, filter)
                 .iter()
                 .map(|c| {
+                    let (in_flight, deferred) = c.flight_counts();
+                    let consumers = c.clients();
                     json!({
                         "channel_name": c.name(),
-                        "depth": 0,
-                        "backend_depth": 0,
-                        "in_flight_count": 0,
-                        "deferred_count": 0,
-                        "message_count": 0,
-                        "requeue_count": 0,
-                        "timeout_count": 0,
-                        "client_count": 0,
-                        "clients": clients(),
+                        "depth": c.depth(),
+                        "backend_depth": c.backend_depth(),
+                        "in_flight_count": in_flight,
+                        "deferred_count": deferred,
+                        "message_count": c.message_count.load(Ordering::Relaxed),
+                        "requeue_count": c.requeue_count.load(Ordering::Relaxed),
+                        "timeout_count": c.timeout_count.load(Ordering::Relaxed),
+                        "client_count": consumers.len(),
+                        "clients": if filter.include_clients {
+                            Value::Array(consumers.iter().map(|c| client_json(c)).collect())
+                        } else {
+                            Value::Null
+                        },
                         "paused": c.is_paused(),
                         "e2e_processing_latency": latency(),
                     })
@@ -113,10 +173,10 @@ fn as_json(
             json!({
                 "topic_name": topic.name(),
                 "channels": channels,
-                "depth": 0,
-                "backend_depth": 0,
-                "message_count": 0,
-                "message_bytes": 0,
+                "depth": topic.depth(),
+                "backend_depth": topic.backend_depth(),
+                "message_count": topic.message_count.load(Ordering::Relaxed),
+                "message_bytes": topic.message_bytes.load(Ordering::Relaxed),
                 "paused": topic.is_paused(),
                 "e2e_processing_latency": latency(),
             })
@@ -127,7 +187,11 @@ fn as_json(
         "health": health,
         "start_time": start.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "topics": topics,
-        "producers": clients(),
+        "producers": if filter.include_clients {
+            Value::Array(producers.iter().map(|c| client_json(c)).collect())
+        } else {
+            Value::Null
+        },
     });
     if filter.include_mem {
         body["memory"] = memory();
@@ -165,6 +229,7 @@ fn resident_bytes() -> u64 {
 
 fn as_text(
     topics: &[std::sync::Arc<Topic>],
+    producers: &[std::sync::Arc<ClientInfo>],
     filter: &Filter,
     start: SystemTime,
     health: &str,
@@ -211,15 +276,16 @@ fn as_text(
     } else {
         let _ = write!(w, "\nTopics:");
     }
+    let now_secs = crate::message::now_ns() / 1_000_000_000;
     for topic in topics {
         let prefix = if topic.is_paused() { "*P " } else { "   " };
         let _ = writeln!(
             w,
             "\n{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: ",
             topic.name(),
-            0,
-            0,
-            0
+            topic.depth(),
+            topic.backend_depth(),
+            topic.message_count.load(Ordering::Relaxed),
         );
         for channel in channels_of(topic, filter) {
             let prefix = if channel.is_paused() {
@@ -227,21 +293,61 @@ fn as_text(
             } else {
                 "      "
             };
+            let (in_flight, deferred) = channel.flight_counts();
             let _ = writeln!(
                 w,
                 "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: ",
                 channel.name(),
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0
+                channel.depth(),
+                channel.backend_depth(),
+                in_flight,
+                deferred,
+                channel.requeue_count.load(Ordering::Relaxed),
+                channel.timeout_count.load(Ordering::Relaxed),
+                channel.message_count.load(Ordering::Relaxed),
             );
+            if !filter.include_clients {
+                continue;
+            }
+            for client in channel.clients() {
+                let connected =
+                    std::time::Duration::from_secs((now_secs - client.connect_ts).max(0) as u64);
+                let _ = writeln!(
+                    w,
+                    "        [V2 {:<21}] state: {} inflt: {:<4} rdy: {:<4} fin: {:<8} re-q: {:<8} msgs: {:<8} connected: {}",
+                    client.identity().client_id,
+                    client.state.load(Ordering::Relaxed),
+                    client.in_flight_count.load(Ordering::Relaxed),
+                    client.ready_count.load(Ordering::Relaxed),
+                    client.finish_count.load(Ordering::Relaxed),
+                    client.requeue_count.load(Ordering::Relaxed),
+                    client.message_count.load(Ordering::Relaxed),
+                    duration::format(connected),
+                );
+            }
         }
     }
-    let _ = writeln!(w, "\nProducers: None");
+    if producers.is_empty() {
+        let _ = writeln!(w, "\nProducers: None");
+    } else {
+        let _ = write!(w, "\nProducers:");
+        for client in producers {
+            let connected =
+                std::time::Duration::from_secs((now_secs - client.connect_ts).max(0) as u64);
+            let counts = client.pub_counts();
+            let total: u64 = counts.iter().map(|(_, n)| n).sum();
+            let _ = writeln!(
+                w,
+                "\n   [V2 {:<21}] msgs: {:<8} connected: {}",
+                client.identity().client_id,
+                total,
+                duration::format(connected),
+            );
+            for (topic, count) in counts {
+                let _ = writeln!(w, "      [{topic:<15}] msgs: {count:<8}");
+            }
+        }
+    }
     w
 }
 

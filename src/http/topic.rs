@@ -38,6 +38,21 @@ pub async fn delete(state: State, RawQuery(query): RawQuery) -> Response {
     .await)
 }
 
+/// Drops the topic's queued messages (`MISSING_ARG_TOPIC`, `INVALID_TOPIC`, `TOPIC_NOT_FOUND`).
+pub async fn empty(state: State, RawQuery(query): RawQuery) -> Response {
+    v1(async {
+        let params = Params::parse(query.as_deref());
+        let topic = params.valid_topic()?;
+        let topic = state
+            .broker
+            .get_existing_topic(topic)
+            .ok_or_else(|| ApiError::new(404, "TOPIC_NOT_FOUND"))?;
+        topic.empty();
+        Ok(Reply::Empty)
+    }
+    .await)
+}
+
 /// Pauses the topic: messages stay queued in it instead of reaching its channels.
 pub async fn pause(state: State, RawQuery(query): RawQuery) -> Response {
     v1(set_paused(state, query, true).await)

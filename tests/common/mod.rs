@@ -188,3 +188,15 @@ impl Drop for BrokerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Opens a sled database directly (to craft or inspect a store), waiting while a store that
+/// was just closed in this process still holds sled's file lock (sled releases it from a
+/// background thread).
+pub fn open_sled(path: impl AsRef<Path>) -> sled::Db {
+    let path = path.as_ref();
+    eventually_blocking("sled's file lock", || match sled::open(path) {
+        Ok(db) => Some(db),
+        Err(e) if e.to_string().contains("could not acquire lock") => None,
+        Err(e) => panic!("sled cannot open {}: {e}", path.display()),
+    })
+}

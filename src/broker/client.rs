@@ -1,0 +1,110 @@
+//! What the broker knows of a connected client: its identity and counters, shared between its
+//! connection (which updates them) and the channel it consumes from (which reports them in
+//! /stats and wakes it when it may receive again).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+/// Go nsqd's client states, as /stats reports them.
+pub mod state {
+    pub const INIT: u8 = 0;
+    pub const SUBSCRIBED: u8 = 3;
+    pub const CLOSING: u8 = 4;
+}
+
+/// What a client said about itself in IDENTIFY, and what was negotiated.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub client_id: String,
+    pub hostname: String,
+    pub user_agent: String,
+    pub sample_rate: i32,
+    pub output_buffer_size: i64,
+    pub output_buffer_timeout_ms: i64,
+    pub msg_timeout_ms: i64,
+    pub heartbeat_interval_ms: i64,
+}
+
+/// One connected client.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub remote_address: String,
+    /// Seconds since the Unix epoch when it connected.
+    pub connect_ts: i64,
+    identity: Mutex<Identity>,
+    pub state: AtomicU8,
+    pub ready_count: AtomicI64,
+    pub in_flight_count: AtomicI64,
+    pub message_count: AtomicU64,
+    pub finish_count: AtomicU64,
+    pub requeue_count: AtomicU64,
+    pub_counts: Mutex<BTreeMap<String, u64>>,
+    /// Notified whenever the client may be able to take another message (RDY, FIN, REQ,
+    /// timeouts) or must stop.
+    pub wake: Notify,
+}
+
+impl ClientInfo {
+    pub fn new(id: u64, remote_address: String, identity: Identity) -> Self {
+        ClientInfo {
+            id,
+            remote_address,
+            connect_ts: crate::message::now_ns() / 1_000_000_000,
+            identity: Mutex::new(identity),
+            state: AtomicU8::new(state::INIT),
+            ready_count: AtomicI64::new(0),
+            in_flight_count: AtomicI64::new(0),
+            message_count: AtomicU64::new(0),
+            finish_count: AtomicU64::new(0),
+            requeue_count: AtomicU64::new(0),
+            pub_counts: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A copy of the identity.
+    pub fn identity(&self) -> Identity {
+        self.identity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the identity (IDENTIFY).
+    pub fn set_identity(&self, identity: Identity) {
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = identity;
+    }
+
+    /// Counts `count` messages published to `topic`.
+    pub fn published(&self, topic: &str, count: u64) {
+        let mut counts = self.pub_counts.lock().unwrap_or_else(|p| p.into_inner());
+        match counts.get_mut(topic) {
+            Some(n) => *n += count,
+            None => {
+                counts.insert(topic.to_string(), count);
+            }
+        }
+    }
+
+    /// Messages published per topic, in topic order.
+    pub fn pub_counts(&self) -> Vec<(String, u64)> {
+        let counts = self.pub_counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.iter().map(|(t, n)| (t.clone(), *n)).collect()
+    }
+
+    /// Whether another message may be sent: in flight below RDY.
+    pub fn is_ready(&self) -> bool {
+        let ready = self.ready_count.load(Ordering::Acquire);
+        ready > 0 && self.in_flight_count.load(Ordering::Acquire) < ready
+    }
+
+    /// A message left flight (finished, requeued or timed out).
+    pub fn left_flight(&self) {
+        self.in_flight_count.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+}

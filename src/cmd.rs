@@ -1,0 +1,93 @@
+//! The V2 commands, one file each, and the dispatch from a command line to its handler.
+//!
+//! A handler reads any body it needs from the connection, does its work through the broker,
+//! and returns the response frame's data (`None`: no response) or a [`ClientError`].
+
+mod auth;
+mod cls;
+mod dpub;
+mod fin;
+mod identify;
+mod mpub;
+mod nop;
+mod publish;
+mod rdy;
+mod req;
+mod sub;
+mod touch;
+
+pub use mpub::split_messages;
+
+use std::sync::Arc;
+
+use tokio::io::BufReader;
+use tokio::net::tcp::OwnedReadHalf;
+
+use crate::broker::{Broker, Channel, Topic};
+use crate::config::NsqdOptions;
+use crate::protocol::ClientError;
+use crate::tcp::session::Session;
+
+/// What a command may use.
+pub struct Cx<'a> {
+    pub broker: &'a Arc<Broker>,
+    pub options: Arc<NsqdOptions>,
+    pub session: &'a Arc<Session>,
+    pub reader: &'a mut BufReader<OwnedReadHalf>,
+}
+
+/// A command's outcome: the response frame's data, if any.
+pub type CmdResult = Result<Option<Vec<u8>>, ClientError>;
+
+/// Runs the command named by `params[0]`.
+pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
+    let name = params.first().copied().unwrap_or_default();
+    match name {
+        b"IDENTIFY" => identify::exec(cx, params).await,
+        b"FIN" => fin::exec(cx, params),
+        b"RDY" => rdy::exec(cx, params),
+        b"REQ" => req::exec(cx, params),
+        b"PUB" => publish::exec(cx, params).await,
+        b"MPUB" => mpub::exec(cx, params).await,
+        b"DPUB" => dpub::exec(cx, params).await,
+        b"NOP" => nop::exec(cx, params),
+        b"TOUCH" => touch::exec(cx, params),
+        b"SUB" => sub::exec(cx, params).await,
+        b"CLS" => cls::exec(cx, params),
+        b"AUTH" => auth::exec(cx, params).await,
+        _ => Err(ClientError::fatal(
+            "E_INVALID",
+            format!("invalid command {}", String::from_utf8_lossy(name)),
+        )),
+    }
+}
+
+/// The client's state.
+fn state(cx: &Cx<'_>) -> u8 {
+    cx.session
+        .info
+        .state
+        .load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// `E_INVALID cannot <CMD> in current state`.
+fn wrong_state(command: &str) -> ClientError {
+    ClientError::fatal("E_INVALID", format!("cannot {command} in current state"))
+}
+
+/// The subscription FIN, REQ and TOUCH act on (they are only valid once subscribed).
+fn subscription<'a>(cx: &'a Cx<'_>) -> Option<&'a (Arc<Topic>, Arc<Channel>)> {
+    cx.session.subscription.get()
+}
+
+/// Reads a 16-byte message ID parameter (`E_INVALID Invalid Message ID` otherwise).
+fn message_id(param: &[u8]) -> Result<crate::message::MessageId, ClientError> {
+    param
+        .try_into()
+        .map_err(|_| ClientError::fatal("E_INVALID", "Invalid Message ID"))
+}
+
+/// The ID as text, for error descriptions.
+fn id_text(id: &[u8]) -> String {
+    String::from_utf8_lossy(id).into_owned()
+}

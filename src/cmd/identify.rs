@@ -1,0 +1,157 @@
+//! `IDENTIFY`: the client describes itself and negotiates heartbeats, output buffering,
+//! sampling and its message timeout. TLS, snappy and deflate are not offered yet, so they are
+//! answered `false`.
+//!
+//! # Format
+//! `IDENTIFY\n[4-byte size][JSON]` → `OK`, or the negotiated settings as JSON when the
+//! client sets `feature_negotiation`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{state, wrong_state, CmdResult, Cx};
+use crate::broker::{client_state, Identity};
+use crate::protocol::{read_body, read_size, ClientError};
+use crate::NSQ_VERSION;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IdentifyData {
+    client_id: String,
+    hostname: String,
+    user_agent: String,
+    feature_negotiation: bool,
+    heartbeat_interval: i64,
+    output_buffer_size: i64,
+    output_buffer_timeout: i64,
+    tls_v1: bool,
+    snappy: bool,
+    deflate: bool,
+    deflate_level: i64,
+    sample_rate: i64,
+    msg_timeout: i64,
+    // Older clients send these two; they are accepted and ignored.
+    short_id: Option<String>,
+    long_id: Option<String>,
+}
+
+fn invalid(what: &str, value: i64) -> ClientError {
+    ClientError::fatal(
+        "E_BAD_BODY",
+        format!("IDENTIFY {what} ({value}) is invalid"),
+    )
+}
+
+pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
+    if state(cx) != client_state::INIT {
+        return Err(wrong_state("IDENTIFY"));
+    }
+    let size = read_size(cx.reader)
+        .await
+        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body size"))?;
+    let max = cx.options.max_body_size;
+    if i64::from(size) > max {
+        return Err(ClientError::fatal(
+            "E_BAD_BODY",
+            format!("IDENTIFY body too big {size} > {max}"),
+        ));
+    }
+    if size <= 0 {
+        return Err(ClientError::fatal(
+            "E_BAD_BODY",
+            format!("IDENTIFY invalid body size {size}"),
+        ));
+    }
+    let body = read_body(cx.reader, size as usize)
+        .await
+        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body"))?;
+    let data: IdentifyData = serde_json::from_slice(&body)
+        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?;
+    let _ = (
+        &data.short_id,
+        &data.long_id,
+        data.tls_v1,
+        data.snappy,
+        data.deflate,
+        data.deflate_level,
+    );
+
+    let opts = &cx.options;
+    let mut settings = cx.session.settings();
+    let max_ms = |d: Duration| d.as_millis() as i64;
+    settings.heartbeat_interval = match data.heartbeat_interval {
+        -1 => None,
+        0 => settings.heartbeat_interval,
+        ms if (1000..=max_ms(opts.max_heartbeat_interval)).contains(&ms) => {
+            Some(Duration::from_millis(ms as u64))
+        }
+        ms => return Err(invalid("heartbeat interval", ms)),
+    };
+    let mut timeout = match data.output_buffer_timeout {
+        -1 => None,
+        0 => settings.output_buffer_timeout,
+        ms if (25..=max_ms(opts.max_output_buffer_timeout)).contains(&ms) => {
+            Some(Duration::from_millis(ms as u64))
+        }
+        ms => return Err(invalid("output buffer timeout", ms)),
+    };
+    let size = match data.output_buffer_size {
+        -1 => {
+            timeout = None;
+            0
+        }
+        0 => settings.output_buffer_size,
+        n if (64..=opts.max_output_buffer_size).contains(&n) => n as usize,
+        n => return Err(invalid("output buffer size", n)),
+    };
+    settings.output_buffer_timeout = timeout;
+    settings.output_buffer_size = size;
+    if !(0..=99).contains(&data.sample_rate) {
+        return Err(invalid("sample rate", data.sample_rate));
+    }
+    settings.sample_rate = data.sample_rate as u8;
+    settings.msg_timeout = match data.msg_timeout {
+        0 => settings.msg_timeout,
+        ms if (1000..=max_ms(opts.max_msg_timeout)).contains(&ms) => {
+            Duration::from_millis(ms as u64)
+        }
+        ms => return Err(invalid("msg timeout", ms)),
+    };
+
+    cx.session.info.set_identity(Identity {
+        client_id: data.client_id,
+        hostname: data.hostname,
+        user_agent: data.user_agent,
+        sample_rate: i32::from(settings.sample_rate),
+        output_buffer_size: settings.output_buffer_size as i64,
+        output_buffer_timeout_ms: settings
+            .output_buffer_timeout
+            .map_or(0, |d| d.as_millis() as i64),
+        msg_timeout_ms: settings.msg_timeout.as_millis() as i64,
+        heartbeat_interval_ms: settings
+            .heartbeat_interval
+            .map_or(-1, |d| d.as_millis() as i64),
+    });
+    cx.session.set_settings(settings.clone()).await;
+    if !data.feature_negotiation {
+        return Ok(Some(crate::protocol::OK.to_vec()));
+    }
+    let reply = json!({
+        "max_rdy_count": opts.max_rdy_count,
+        "version": NSQ_VERSION,
+        "max_msg_timeout": max_ms(opts.max_msg_timeout),
+        "msg_timeout": max_ms(settings.msg_timeout),
+        "tls_v1": false,
+        "deflate": false,
+        "deflate_level": 0,
+        "max_deflate_level": opts.max_deflate_level,
+        "snappy": false,
+        "sample_rate": settings.sample_rate,
+        "auth_required": false,
+        "output_buffer_size": settings.output_buffer_size,
+        "output_buffer_timeout": settings.output_buffer_timeout.map_or(0, |d| d.as_millis() as i64),
+    });
+    Ok(Some(reply.to_string().into_bytes()))
+}

@@ -1,0 +1,96 @@
+//! `PUB`: publish one message.
+//!
+//! # Format
+//! `PUB <topic>\n[4-byte size][body]` → `OK`. The topic is created on first use.
+
+use bytes::Bytes;
+
+use super::{CmdResult, Cx};
+use crate::message::Message;
+use crate::names;
+use crate::protocol::{read_body, read_size, ClientError, OK};
+
+/// Validates `PUB`-style parameters: the topic name (`E_BAD_TOPIC`).
+pub(super) fn topic_param<'a>(
+    command: &str,
+    params: &[&'a [u8]],
+    needed: usize,
+) -> Result<&'a str, ClientError> {
+    if params.len() < needed {
+        return Err(ClientError::fatal(
+            "E_INVALID",
+            format!("{command} insufficient number of parameters"),
+        ));
+    }
+    let name = std::str::from_utf8(params[1])
+        .ok()
+        .filter(|n| names::is_valid_topic_name(n));
+    name.ok_or_else(|| {
+        ClientError::fatal(
+            "E_BAD_TOPIC",
+            format!(
+                "{command} topic name {:?} is not valid",
+                String::from_utf8_lossy(params[1])
+            ),
+        )
+    })
+}
+
+/// Reads one sized message body as PUB and DPUB do (`E_BAD_MESSAGE` for a bad size).
+pub(super) async fn read_message_body(
+    cx: &mut Cx<'_>,
+    command: &str,
+) -> Result<Bytes, ClientError> {
+    let size = read_size(cx.reader).await.map_err(|_| {
+        ClientError::fatal(
+            "E_BAD_MESSAGE",
+            format!("{command} failed to read message body size"),
+        )
+    })?;
+    if size <= 0 {
+        return Err(ClientError::fatal(
+            "E_BAD_MESSAGE",
+            format!("{command} invalid message body size {size}"),
+        ));
+    }
+    let max = cx.options.max_msg_size;
+    if i64::from(size) > max {
+        return Err(ClientError::fatal(
+            "E_BAD_MESSAGE",
+            format!("{command} message too big {size} > {max}"),
+        ));
+    }
+    let body = read_body(cx.reader, size as usize).await.map_err(|_| {
+        ClientError::fatal(
+            "E_BAD_MESSAGE",
+            format!("{command} failed to read message body"),
+        )
+    })?;
+    Ok(Bytes::from(body))
+}
+
+/// Queues `messages` on `topic`, creating it if needed; `code` is the failure's error code.
+pub(super) async fn publish(
+    cx: &mut Cx<'_>,
+    topic: &str,
+    messages: Vec<Message>,
+    code: &'static str,
+    command: &str,
+) -> CmdResult {
+    let topic = cx
+        .broker
+        .get_or_create_topic(topic)
+        .await
+        .map_err(|e| ClientError::fatal(code, format!("{command} failed {e}")))?;
+    let count = messages.len() as u64;
+    topic.put_messages(messages);
+    cx.session.info.published(topic.name(), count);
+    Ok(Some(OK.to_vec()))
+}
+
+pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
+    let topic = topic_param("PUB", params, 2)?;
+    let body = read_message_body(cx, "PUB").await?;
+    let message = Message::new(cx.broker.next_id(), body);
+    publish(cx, topic, vec![message], "E_PUB_FAILED", "PUB").await
+}

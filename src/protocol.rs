@@ -1,0 +1,103 @@
+//! NSQ protocol V2's wire pieces shared by every command: frame types and encoding, client
+//! errors with NSQ's codes (and whether they close the connection), and reading the sizes and
+//! bodies that follow a command line.
+
+use bytes::BufMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The magic a V2 client sends first.
+pub const MAGIC_V2: &[u8; 4] = b"  V2";
+
+/// Frame types.
+pub const FRAME_RESPONSE: i32 = 0;
+pub const FRAME_ERROR: i32 = 1;
+pub const FRAME_MESSAGE: i32 = 2;
+
+/// The response frame body that says yes.
+pub const OK: &[u8] = b"OK";
+/// The heartbeat response body.
+pub const HEARTBEAT: &[u8] = b"_heartbeat_";
+
+/// Appends a frame: `[4-byte size][4-byte type][data]`, size = 4 + data length.
+pub fn put_frame(out: &mut impl BufMut, frame_type: i32, data: &[u8]) {
+    out.put_i32(4 + data.len() as i32);
+    out.put_i32(frame_type);
+    out.put_slice(data);
+}
+
+/// A command's failure as the client sees it: `"<code> <description>"` in an error frame.
+/// Fatal errors close the connection after the frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} {description}")]
+pub struct ClientError {
+    pub code: &'static str,
+    pub description: String,
+    pub fatal: bool,
+}
+
+impl ClientError {
+    /// An error that closes the connection.
+    pub fn fatal(code: &'static str, description: impl Into<String>) -> Self {
+        ClientError {
+            code,
+            description: description.into(),
+            fatal: true,
+        }
+    }
+
+    /// An error after which the connection stays open (FIN, REQ, TOUCH failures).
+    pub fn non_fatal(code: &'static str, description: impl Into<String>) -> Self {
+        ClientError {
+            code,
+            description: description.into(),
+            fatal: false,
+        }
+    }
+
+    /// The error frame's data.
+    pub fn frame_data(&self) -> Vec<u8> {
+        self.to_string().into_bytes()
+    }
+}
+
+/// Reads a 4-byte big-endian signed size.
+pub async fn read_size(reader: &mut (impl AsyncRead + Unpin)) -> std::io::Result<i32> {
+    reader.read_i32().await
+}
+
+/// Reads exactly `size` bytes (the caller has bounded `size`).
+pub async fn read_body(
+    reader: &mut (impl AsyncRead + Unpin),
+    size: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut body = vec![0u8; size];
+    reader.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Parses a decimal count the way nsqd does (digits only; empty is 0).
+pub fn parse_decimal(text: &[u8]) -> Option<u64> {
+    text.iter().try_fold(0u64, |n, c| {
+        c.is_ascii_digit()
+            .then(|| n.saturating_mul(10).saturating_add(u64::from(c - b'0')))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_errors() {
+        let mut out = Vec::new();
+        put_frame(&mut out, FRAME_ERROR, b"E_INVALID x");
+        assert_eq!(&out[..8], &[0, 0, 0, 15, 0, 0, 0, 1]);
+        assert_eq!(&out[8..], b"E_INVALID x");
+        let e = ClientError::fatal("E_INVALID", "invalid command FOO");
+        assert_eq!(e.frame_data(), b"E_INVALID invalid command FOO");
+        assert_eq!(parse_decimal(b"2500"), Some(2500));
+        assert_eq!(parse_decimal(b""), Some(0));
+        assert_eq!(parse_decimal(b"-1"), None);
+        assert_eq!(parse_decimal(b"1x"), None);
+    }
+}

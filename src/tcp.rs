@@ -1,0 +1,70 @@
+//! The TCP server for NSQ protocol V2: accepts connections and runs each on its own task until
+//! it ends or the server stops.
+
+pub mod session;
+
+mod connection;
+mod pump;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::config::LiveOptions;
+
+/// What every connection shares.
+pub struct TcpContext {
+    pub broker: Arc<Broker>,
+    pub options: Arc<LiveOptions>,
+    client_ids: AtomicU64,
+}
+
+impl TcpContext {
+    pub fn new(broker: Arc<Broker>, options: Arc<LiveOptions>) -> Self {
+        TcpContext {
+            broker,
+            options,
+            client_ids: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Accepts connections until `shutdown`; then each connection finishes the command it is
+/// running, its in-flight messages are requeued, and it closes. Returns when all have closed.
+pub async fn serve(listener: TcpListener, context: Arc<TcpContext>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                let id = context
+                    .client_ids
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                connections.spawn(connection::run(
+                    context.clone(),
+                    stream,
+                    remote,
+                    id,
+                    shutdown.child_token(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                // Out of file descriptors and the like: give the system a moment.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}

@@ -1,0 +1,151 @@
+//! One client connection: the magic, then the command loop (with the read deadline of two
+//! heartbeat intervals), the message pump beside it, and the cleanup when either ends.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::session::{Session, Settings};
+use super::{pump, TcpContext};
+use crate::broker::{ClientInfo, Identity};
+use crate::cmd::{self, Cx};
+use crate::protocol::{put_frame, FRAME_ERROR, MAGIC_V2};
+
+/// The longest command line accepted.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Runs one connection to its end.
+pub async fn run(
+    context: Arc<TcpContext>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+    exit: CancellationToken,
+) {
+    let span = tracing::info_span!("client", client = id, remote = %remote);
+    async move {
+        if let Err(e) = serve(context, stream, remote, id, exit).await {
+            tracing::debug!(error = %e, "connection ended");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve(
+    context: Arc<TcpContext>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+    exit: CancellationToken,
+) -> std::io::Result<()> {
+    let mut magic = [0u8; 4];
+    stream.read_exact(&mut magic).await?;
+    if &magic != MAGIC_V2 {
+        let mut frame = Vec::new();
+        put_frame(&mut frame, FRAME_ERROR, b"E_BAD_PROTOCOL");
+        stream.write_all(&frame).await?;
+        tracing::info!(magic = %String::from_utf8_lossy(&magic), "bad protocol magic");
+        return Ok(());
+    }
+
+    let opts = context.options.get();
+    let settings = Settings {
+        heartbeat_interval: Some(Duration::from_secs(30)),
+        output_buffer_size: 16 * 1024,
+        output_buffer_timeout: Some(Duration::from_millis(250)),
+        msg_timeout: opts.msg_timeout,
+        sample_rate: 0,
+    };
+    let info = Arc::new(ClientInfo::new(id, remote.to_string(), Identity::default()));
+    let (read_half, write_half) = stream.into_split();
+    let session = Arc::new(Session::new(
+        info.clone(),
+        settings,
+        write_half,
+        exit.clone(),
+    ));
+    context.broker.add_client(info.clone());
+    let pump = tokio::spawn(pump::run(session.clone()));
+
+    let mut reader = BufReader::with_capacity(16 * 1024, read_half);
+    let result = command_loop(&context, &session, &mut reader).await;
+
+    session.exit.cancel();
+    if let Ok(Err(e)) = pump.await {
+        tracing::debug!(error = %e, "message pump stopped");
+    }
+    if let Some((topic, channel)) = session.subscription.get() {
+        context.broker.remove_consumer(topic, channel, id).await;
+    }
+    info.in_flight_count.store(0, Ordering::Release);
+    context.broker.remove_client(id);
+    session.output.lock().await.shutdown().await;
+    result
+}
+
+async fn command_loop(
+    context: &Arc<TcpContext>,
+    session: &Arc<Session>,
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(128);
+    loop {
+        line.clear();
+        let deadline = session.settings().heartbeat_interval.map(|i| i * 2);
+        let read = async {
+            let mut limited = (&mut *reader).take(MAX_LINE);
+            let read = limited.read_until(b'\n', &mut line);
+            match deadline {
+                Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client missed two heartbeats",
+                    ))
+                }),
+                None => read.await,
+            }
+        };
+        let read = tokio::select! {
+            _ = session.exit.cancelled() => return Ok(()),
+            read = read => read?,
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "command line too long",
+            ));
+        }
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let params: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+        let mut cx = Cx {
+            broker: &context.broker,
+            options: context.options.get(),
+            session,
+            reader,
+        };
+        match cmd::exec(&mut cx, &params).await {
+            Ok(Some(response)) => session.respond(&response).await?,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, "command failed");
+                session.send_error(&error.frame_data()).await?;
+                if error.fatal {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
