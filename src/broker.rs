@@ -178,13 +178,8 @@ impl Broker {
         if remaining > 0 || !channel.is_ephemeral() || channel.is_deleted() {
             return;
         }
-        if let Err(e) = self.delete_channel(topic, channel.name()).await {
-            tracing::debug!(error = %e, "ephemeral channel already gone");
-        }
-        if topic.is_ephemeral() && topic.channels().is_empty() && topic.is_live() {
-            if let Err(e) = self.delete_topic(topic.name()).await {
-                tracing::debug!(error = %e, "ephemeral topic already gone");
-            }
+        if let Err(e) = self.remove_channel(topic, channel.name(), true).await {
+            tracing::debug!(error = %e, "ephemeral channel not deleted");
         }
     }
 
@@ -477,7 +472,8 @@ impl Broker {
         .await
     }
 
-    /// Deletes the channel: persisted, removed, announced.
+    /// Deletes the channel: persisted, removed, announced; its consumers are disconnected. An
+    /// ephemeral topic left without channels is deleted too.
     ///
     /// # Errors
     /// [`BrokerError::ChannelNotFound`]; [`BrokerError::Store`], leaving it in place.
@@ -486,34 +482,54 @@ impl Broker {
         topic: &Arc<Topic>,
         name: &str,
     ) -> Result<(), BrokerError> {
+        self.remove_channel(topic, name, false).await
+    }
+
+    async fn remove_channel(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        name: &str,
+        only_if_unused: bool,
+    ) -> Result<(), BrokerError> {
         let broker = self.clone();
-        let topic = topic.clone();
+        let topic_ref = topic.clone();
         let name = name.to_string();
-        self.run_detached(async move {
-            let _guard = topic.change_lock.lock().await;
-            let channel = topic
-                .get_existing_channel(&name)
-                .filter(|_| topic.is_live())
-                .ok_or_else(|| BrokerError::ChannelNotFound(name.clone()))?;
-            let change = Change::DeleteChannel {
-                topic: topic.name().into(),
-                channel: name.clone(),
-            };
-            broker
-                .persist(topic.is_ephemeral() || channel.is_ephemeral(), change)
-                .await?;
-            topic.lock_channels().remove(&name);
-            channel.mark_deleted();
-            topic.changed();
-            topic.changed();
-            tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: deleted");
-            broker.announce(ChangeEvent::ChannelDeleted {
-                topic: topic.name().into(),
-                channel: name,
-            });
-            Ok(())
-        })
-        .await
+        let deleted = self
+            .run_detached(async move {
+                let topic = topic_ref;
+                let _guard = topic.change_lock.lock().await;
+                let channel = topic
+                    .get_existing_channel(&name)
+                    .filter(|_| topic.is_live())
+                    .ok_or_else(|| BrokerError::ChannelNotFound(name.clone()))?;
+                if only_if_unused && channel.client_count() > 0 {
+                    return Ok(false);
+                }
+                let change = Change::DeleteChannel {
+                    topic: topic.name().into(),
+                    channel: name.clone(),
+                };
+                broker
+                    .persist(topic.is_ephemeral() || channel.is_ephemeral(), change)
+                    .await?;
+                topic.lock_channels().remove(&name);
+                channel.mark_deleted();
+                topic.changed();
+                tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: deleted");
+                broker.announce(ChangeEvent::ChannelDeleted {
+                    topic: topic.name().into(),
+                    channel: name,
+                });
+                Ok(true)
+            })
+            .await?;
+        if deleted && topic.is_ephemeral() && topic.channels().is_empty() && topic.is_live() {
+            match self.delete_topic(topic.name()).await {
+                Ok(()) | Err(BrokerError::TopicNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Pauses or unpauses the channel: persisted, applied, announced.

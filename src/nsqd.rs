@@ -2,9 +2,16 @@
 //! store, replays it into the broker, then serves.
 //!
 //! Start-up order: lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners
-//! and background tasks. Shutdown order (see [`Nsqd::shutdown`]): stop accepting and finish
-//! requests in progress → stop background tasks (the `nsqd.dat` keeper writes a last time) →
-//! flush and close the store → release the lock.
+//! and background tasks.
+//!
+//! Shutdown order (see [`Nsqd::shutdown`]), on SIGTERM or SIGINT:
+//! 1. the TCP and HTTP listeners stop accepting;
+//! 2. each TCP connection finishes the command it is running, then closes; its in-flight
+//!    messages go back to their channel's queue; HTTP requests in progress finish;
+//! 3. the `nsqd.dat` keeper writes the file a last time and stops;
+//! 4. every topic pump and channel timer stops (queued messages live in memory until the
+//!    durability issue gives them a disk queue);
+//! 5. the store is flushed and closed, and the data-path lock released.
 
 mod dat_keeper;
 

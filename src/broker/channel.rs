@@ -170,6 +170,11 @@ impl Channel {
         self.queue_rx.recv_async().await.ok()
     }
 
+    /// The next queued message, if one is waiting now.
+    pub fn try_next_message(&self) -> Option<Message> {
+        self.queue_rx.try_recv().ok()
+    }
+
     /// Messages waiting for a consumer.
     pub fn depth(&self) -> usize {
         self.queue_rx.len()

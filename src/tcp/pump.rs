@@ -90,29 +90,35 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
                 flush_by = None;
             }
             message = next_message => {
-                let Some(mut message) = message else { continue };
-                let Some((_, channel)) = subscription else { continue };
-                if settings.sample_rate > 0 && rand_percent() >= u32::from(settings.sample_rate) {
-                    // Sampled out: the message is done for this client, as in Go.
-                    continue;
-                }
-                message.attempts = message.attempts.saturating_add(1);
+                let (Some(message), Some((_, channel))) = (message, subscription) else { continue };
                 let mut output = session.output.lock().await;
-                {
-                    let buffer = output.buffer_mut();
-                    buffer.reserve(8 + message.encoded_len());
-                    buffer.extend_from_slice(&(4 + message.encoded_len() as i32).to_be_bytes());
-                    buffer.extend_from_slice(&FRAME_MESSAGE.to_be_bytes());
-                    message.encode(buffer);
+                let mut next = Some(message);
+                // Take whatever else is waiting while the client is ready: one flush for many.
+                while let Some(mut message) = next.take() {
+                    if settings.sample_rate == 0 || fastrand::u32(0..100) < u32::from(settings.sample_rate) {
+                        message.attempts = message.attempts.saturating_add(1);
+                        let buffer = output.buffer_mut();
+                        buffer.reserve(8 + message.encoded_len());
+                        buffer.extend_from_slice(&(4 + message.encoded_len() as i32).to_be_bytes());
+                        buffer.extend_from_slice(&FRAME_MESSAGE.to_be_bytes());
+                        message.encode(buffer);
+                        session.info.in_flight_count.fetch_add(1, Ordering::AcqRel);
+                        session.info.message_count.fetch_add(1, Ordering::Relaxed);
+                        channel.start_in_flight(message, session.info.id, settings.msg_timeout);
+                        if output.is_full() {
+                            output.flush().await?;
+                        }
+                    }
+                    if session.info.is_ready() && !channel.is_paused() {
+                        next = channel.try_next_message();
+                    }
                 }
-                session.info.in_flight_count.fetch_add(1, Ordering::AcqRel);
-                session.info.message_count.fetch_add(1, Ordering::Relaxed);
-                channel.start_in_flight(message, session.info.id, settings.msg_timeout);
-                if output.is_full() || settings.output_buffer_size == 0 || channel.depth() == 0 {
+                if settings.output_buffer_size == 0 || channel.depth() == 0 || !session.info.is_ready() {
                     output.flush().await?;
                     flush_by = None;
-                } else if flush_by.is_none() {
-                    flush_by = Some(Instant::now() + settings.output_buffer_timeout.unwrap_or(Duration::from_millis(250)));
+                } else if output.is_dirty() && flush_by.is_none() {
+                    let timeout = settings.output_buffer_timeout.unwrap_or(Duration::from_millis(250));
+                    flush_by = Some(Instant::now() + timeout);
                 }
             }
         }
@@ -127,8 +133,4 @@ impl Session {
         *settings = now;
         changed
     }
-}
-
-fn rand_percent() -> u32 {
-    fastrand::u32(0..100)
 }
