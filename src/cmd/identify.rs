@@ -16,25 +16,20 @@ use crate::broker::{client_state, Identity};
 use crate::protocol::{read_body, read_size, ClientError};
 use crate::NSQ_VERSION;
 
+/// The IDENTIFY body. Every field may be absent or `null` (Go's decoder leaves the zero value
+/// for both, and clients such as tokio-nsq send `null`); unknown fields are ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct IdentifyData {
-    client_id: String,
-    hostname: String,
-    user_agent: String,
-    feature_negotiation: bool,
-    heartbeat_interval: i64,
-    output_buffer_size: i64,
-    output_buffer_timeout: i64,
-    tls_v1: bool,
-    snappy: bool,
-    deflate: bool,
-    deflate_level: i64,
-    sample_rate: i64,
-    msg_timeout: i64,
-    // Older clients send these two; they are accepted and ignored.
-    short_id: Option<String>,
-    long_id: Option<String>,
+    client_id: Option<String>,
+    hostname: Option<String>,
+    user_agent: Option<String>,
+    feature_negotiation: Option<bool>,
+    heartbeat_interval: Option<i64>,
+    output_buffer_size: Option<i64>,
+    output_buffer_timeout: Option<i64>,
+    sample_rate: Option<i64>,
+    msg_timeout: Option<i64>,
 }
 
 fn invalid(what: &str, value: i64) -> ClientError {
@@ -69,19 +64,11 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body"))?;
     let data: IdentifyData = serde_json::from_slice(&body)
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?;
-    let _ = (
-        &data.short_id,
-        &data.long_id,
-        data.tls_v1,
-        data.snappy,
-        data.deflate,
-        data.deflate_level,
-    );
 
     let opts = &cx.options;
     let mut settings = cx.session.settings();
     let max_ms = |d: Duration| d.as_millis() as i64;
-    settings.heartbeat_interval = match data.heartbeat_interval {
+    settings.heartbeat_interval = match data.heartbeat_interval.unwrap_or(0) {
         -1 => None,
         0 => settings.heartbeat_interval,
         ms if (1000..=max_ms(opts.max_heartbeat_interval)).contains(&ms) => {
@@ -89,7 +76,7 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
         }
         ms => return Err(invalid("heartbeat interval", ms)),
     };
-    let mut timeout = match data.output_buffer_timeout {
+    let mut timeout = match data.output_buffer_timeout.unwrap_or(0) {
         -1 => None,
         0 => settings.output_buffer_timeout,
         ms if (25..=max_ms(opts.max_output_buffer_timeout)).contains(&ms) => {
@@ -97,7 +84,7 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
         }
         ms => return Err(invalid("output buffer timeout", ms)),
     };
-    let size = match data.output_buffer_size {
+    let size = match data.output_buffer_size.unwrap_or(0) {
         -1 => {
             timeout = None;
             0
@@ -108,11 +95,12 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
     };
     settings.output_buffer_timeout = timeout;
     settings.output_buffer_size = size;
-    if !(0..=99).contains(&data.sample_rate) {
-        return Err(invalid("sample rate", data.sample_rate));
+    let sample_rate = data.sample_rate.unwrap_or(0);
+    if !(0..=99).contains(&sample_rate) {
+        return Err(invalid("sample rate", sample_rate));
     }
-    settings.sample_rate = data.sample_rate as u8;
-    settings.msg_timeout = match data.msg_timeout {
+    settings.sample_rate = sample_rate as u8;
+    settings.msg_timeout = match data.msg_timeout.unwrap_or(0) {
         0 => settings.msg_timeout,
         ms if (1000..=max_ms(opts.max_msg_timeout)).contains(&ms) => {
             Duration::from_millis(ms as u64)
@@ -121,9 +109,9 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
     };
 
     cx.session.info.set_identity(Identity {
-        client_id: data.client_id,
-        hostname: data.hostname,
-        user_agent: data.user_agent,
+        client_id: data.client_id.unwrap_or_default(),
+        hostname: data.hostname.unwrap_or_default(),
+        user_agent: data.user_agent.unwrap_or_default(),
         sample_rate: i32::from(settings.sample_rate),
         output_buffer_size: settings.output_buffer_size as i64,
         output_buffer_timeout_ms: settings
@@ -135,7 +123,7 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
             .map_or(-1, |d| d.as_millis() as i64),
     });
     cx.session.set_settings(settings.clone()).await;
-    if !data.feature_negotiation {
+    if data.feature_negotiation != Some(true) {
         return Ok(Some(crate::protocol::OK.to_vec()));
     }
     let reply = json!({
