@@ -1,12 +1,15 @@
-//! The `rnsq` command line: `rnsq [nsqd] [FLAGS]`, `rnsq meta export|import|check`.
+//! The `rnsq` command line: `rnsq [nsqd] [FLAGS]`, `rnsq meta export|import|check`,
+//! `rnsq bench meta|writer|reader|pump`.
 //!
 //! Go's flag package also accepts single-dash long flags (`-data-path=x`), and nsqd deployment
 //! scripts use them; [`normalize_args`] rewrites those to the double-dash form before parsing.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::duration;
 use crate::config::NsqdArgs;
 
 /// An NSQ-compatible message broker with crash-safe metadata.
@@ -54,6 +57,72 @@ pub enum BenchCommand {
         /// Data path to use (default: a fresh temp directory, removed afterwards)
         #[arg(long, value_name = "PATH")]
         data_path: Option<PathBuf>,
+    },
+    /// Publish throughput over TCP (Go NSQ's bench_writer): MPUB, or PUB with --batch-size 1
+    #[command(version = version_text())]
+    Writer {
+        /// <addr>:<port> of nsqd's TCP listener
+        #[arg(long, default_value = "127.0.0.1:4150", value_name = "ADDR")]
+        nsqd_tcp_address: String,
+        /// Topic to publish to
+        #[arg(long, default_value = "sub_bench")]
+        topic: String,
+        /// Bytes per message
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+        /// Messages per MPUB (1: PUB)
+        #[arg(long, default_value_t = 200)]
+        batch_size: usize,
+        /// How long to run (Go duration)
+        #[arg(long, default_value = "10s", value_parser = duration::parse)]
+        runfor: Duration,
+        /// How long to wait after connecting before starting (Go duration)
+        #[arg(long, default_value = "0", value_parser = duration::parse)]
+        deadline: Duration,
+        /// Concurrent connections
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Consume throughput over TCP (Go NSQ's bench_reader): SUB, RDY, FIN each message
+    #[command(version = version_text())]
+    Reader {
+        /// <addr>:<port> of nsqd's TCP listener
+        #[arg(long, default_value = "127.0.0.1:4150", value_name = "ADDR")]
+        nsqd_tcp_address: String,
+        /// Topic to read from
+        #[arg(long, default_value = "sub_bench")]
+        topic: String,
+        /// Channel to read from
+        #[arg(long, default_value = "ch")]
+        channel: String,
+        /// Bytes per message (for MiB/s)
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+        /// How long to run (Go duration)
+        #[arg(long, default_value = "10s", value_parser = duration::parse)]
+        runfor: Duration,
+        /// How long to wait after subscribing before starting (Go duration)
+        #[arg(long, default_value = "0", value_parser = duration::parse)]
+        deadline: Duration,
+        /// RDY count per connection
+        #[arg(long, default_value_t = 2500)]
+        rdy: u64,
+        /// Concurrent connections
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// The loopback ceiling: message frames one way over one 127.0.0.1 socket, no broker
+    #[command(version = version_text())]
+    Pump {
+        /// Body bytes per message frame
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+        /// How long to run (Go duration)
+        #[arg(long, default_value = "10s", value_parser = duration::parse)]
+        runfor: Duration,
+        /// Bytes gathered per write (nsqd's default output buffer is 16 KiB)
+        #[arg(long, default_value_t = 16 * 1024)]
+        buffer_size: usize,
     },
 }
 
@@ -180,5 +249,30 @@ mod tests {
             Some(Command::Nsqd(args)) => assert_eq!(args.lookupd_tcp_address, ["a:1", "b:2"]),
             other => panic!("unexpected {other:?}"),
         }
+        let cli = Cli::try_parse_from(norm(&[
+            "rnsq",
+            "bench",
+            "writer",
+            "-runfor=1m30s",
+            "--batch-size",
+            "1",
+        ]))
+        .unwrap();
+        match cli.command {
+            Some(Command::Bench(BenchCommand::Writer {
+                runfor,
+                batch_size,
+                deadline,
+                ref topic,
+                ..
+            })) => {
+                assert_eq!(runfor, Duration::from_secs(90));
+                assert_eq!(batch_size, 1);
+                assert_eq!(deadline, Duration::ZERO);
+                assert_eq!(topic, "sub_bench");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["rnsq", "bench", "pump", "--runfor", "10"]).is_err());
     }
 }

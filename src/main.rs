@@ -98,6 +98,57 @@ fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
                 data_path,
             }))?;
         }
+        BenchCommand::Writer {
+            nsqd_tcp_address,
+            topic,
+            size,
+            batch_size,
+            runfor,
+            deadline,
+            workers,
+        } => {
+            runtime.block_on(rnsq::bench::writer::run(rnsq::bench::writer::WriterBench {
+                address: nsqd_tcp_address,
+                topic,
+                size,
+                batch_size,
+                runfor,
+                deadline,
+                workers,
+            }))?;
+        }
+        BenchCommand::Reader {
+            nsqd_tcp_address,
+            topic,
+            channel,
+            size,
+            runfor,
+            deadline,
+            rdy,
+            workers,
+        } => {
+            runtime.block_on(rnsq::bench::reader::run(rnsq::bench::reader::ReaderBench {
+                address: nsqd_tcp_address,
+                topic,
+                channel,
+                size,
+                runfor,
+                deadline,
+                rdy,
+                workers,
+            }))?;
+        }
+        BenchCommand::Pump {
+            size,
+            runfor,
+            buffer_size,
+        } => {
+            runtime.block_on(rnsq::bench::pump::run(rnsq::bench::pump::PumpBench {
+                size,
+                runfor,
+                buffer_size,
+            }))?;
+        }
     }
     Ok(())
 }

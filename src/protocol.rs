@@ -83,9 +83,52 @@ pub fn parse_decimal(text: &[u8]) -> Option<u64> {
     })
 }
 
+/// Quotes bytes as Go's `%q` does (nsqd's error descriptions use it): printable characters as
+/// they are, `\n`-style escapes, `\xNN` for other control bytes and invalid UTF-8.
+pub fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{b}' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c if c.is_control() && (c as u32) <= 0xffff => {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                }
+                c if c.is_control() => out.push_str(&format!("\\U{:08x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(go_quote(b"a b"), r#""a b""#);
+        assert_eq!(go_quote(b"a\x01b"), r#""a\x01b""#);
+        assert_eq!(go_quote(b"a\xffb"), r#""a\xffb""#);
+        assert_eq!(go_quote(b"t\"q\\\n"), r#""t\"q\\\n""#);
+        assert_eq!(go_quote("é".as_bytes()), "\"é\"");
+    }
 
     #[test]
     fn frames_and_errors() {

@@ -8,39 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::BenchError;
 use crate::broker::BrokerError;
 use crate::config::{LiveOptions, NsqdOptions};
 use crate::console::say;
-use crate::meta_store::StoreError;
-use crate::nsqd::{Nsqd, StartError};
+use crate::nsqd::Nsqd;
 use crate::nsqd_dat;
-
-/// Why the benchmark stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error("benchmark task failed: {0}")]
-    Task(String),
-}
-
-impl From<tokio::task::JoinError> for BenchError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        BenchError::Task(e.to_string())
-    }
-}
-
-impl From<tokio::sync::AcquireError> for BenchError {
-    fn from(e: tokio::sync::AcquireError) -> Self {
-        BenchError::Task(e.to_string())
-    }
-}
 
 /// The benchmark's parameters.
 #[derive(Debug, Clone)]

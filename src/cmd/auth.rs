@@ -37,5 +37,5 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     read_body(cx.reader, size as usize)
         .await
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "AUTH failed to read body"))?;
-    Err(ClientError::fatal("E_AUTH_DISABLED", "AUTH Disabled"))
+    Err(ClientError::fatal("E_AUTH_DISABLED", "AUTH disabled"))
 }

@@ -30,6 +30,20 @@ struct IdentifyData {
     output_buffer_timeout: Option<i64>,
     sample_rate: Option<i64>,
     msg_timeout: Option<i64>,
+    // Not negotiated yet, but declared so that a value of the wrong type is refused, as Go's
+    // decoder refuses it.
+    #[allow(dead_code)]
+    tls_v1: Option<bool>,
+    #[allow(dead_code)]
+    snappy: Option<bool>,
+    #[allow(dead_code)]
+    deflate: Option<bool>,
+    #[allow(dead_code)]
+    deflate_level: Option<i64>,
+    #[allow(dead_code)]
+    short_id: Option<String>,
+    #[allow(dead_code)]
+    long_id: Option<String>,
 }
 
 fn invalid(what: &str, value: i64) -> ClientError {
@@ -62,8 +76,10 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
     let body = read_body(cx.reader, size as usize)
         .await
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body"))?;
-    let data: IdentifyData = serde_json::from_slice(&body)
-        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?;
+    // A body of `null` decodes to all defaults, as in Go.
+    let data: IdentifyData = serde_json::from_slice::<Option<IdentifyData>>(&body)
+        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?
+        .unwrap_or_default();
 
     let opts = &cx.options;
     let mut settings = cx.session.settings();
@@ -86,8 +102,9 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
     };
     let size = match data.output_buffer_size.unwrap_or(0) {
         -1 => {
+            // Go's smallest buffer: every frame goes out at once.
             timeout = None;
-            0
+            1
         }
         0 => settings.output_buffer_size,
         n if (64..=opts.max_output_buffer_size).contains(&n) => n as usize,
@@ -133,7 +150,8 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
         "msg_timeout": max_ms(settings.msg_timeout),
         "tls_v1": false,
         "deflate": false,
-        "deflate_level": 0,
+        // Go answers the level it would use: 6, capped at the maximum.
+        "deflate_level": opts.max_deflate_level.min(6),
         "max_deflate_level": opts.max_deflate_level,
         "snappy": false,
         "sample_rate": settings.sample_rate,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::{CmdResult, Cx};
 use crate::message::Message;
 use crate::names;
-use crate::protocol::{read_body, read_size, ClientError, OK};
+use crate::protocol::{go_quote, read_body, read_size, ClientError, OK};
 
 /// Validates `PUB`-style parameters: the topic name (`E_BAD_TOPIC`).
 pub(super) fn topic_param<'a>(
@@ -28,10 +28,7 @@ pub(super) fn topic_param<'a>(
     name.ok_or_else(|| {
         ClientError::fatal(
             "E_BAD_TOPIC",
-            format!(
-                "{command} topic name {:?} is not valid",
-                String::from_utf8_lossy(params[1])
-            ),
+            format!("{command} topic name {} is not valid", go_quote(params[1])),
         )
     })
 }

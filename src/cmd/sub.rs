@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::{state, wrong_state, CmdResult, Cx};
 use crate::broker::client_state;
 use crate::names;
-use crate::protocol::{ClientError, OK};
+use crate::protocol::{go_quote, ClientError, OK};
 
 pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     if state(cx) != client_state::INIT {
@@ -27,14 +27,13 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
             "SUB insufficient number of parameters",
         ));
     }
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let topic_name = std::str::from_utf8(params[1])
         .ok()
         .filter(|n| names::is_valid_topic_name(n))
         .ok_or_else(|| {
             ClientError::fatal(
                 "E_BAD_TOPIC",
-                format!("SUB topic name {:?} is not valid", text(params[1])),
+                format!("SUB topic name {} is not valid", go_quote(params[1])),
             )
         })?;
     let channel_name = std::str::from_utf8(params[2])
@@ -43,7 +42,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
         .ok_or_else(|| {
             ClientError::fatal(
                 "E_BAD_CHANNEL",
-                format!("SUB channel name {:?} is not valid", text(params[2])),
+                format!("SUB channel name {} is not valid", go_quote(params[2])),
             )
         })?;
     let failed = |e: crate::broker::BrokerError| {
@@ -65,7 +64,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
         if max_consumers > 0 && channel.client_count() >= max_consumers as usize {
             return Err(ClientError::fatal(
                 "E_SUB_FAILED",
-                format!("channel consumers for {topic_name}:{channel_name} exceeds limit of {max_consumers}"),
+                format!("SUB failed consumers for {topic_name}:{channel_name} exceeds limit of {max_consumers}"),
             ));
         }
         channel.add_client(cx.session.info.clone());

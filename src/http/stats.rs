@@ -106,7 +106,7 @@ fn client_json(client: &ClientInfo) -> Value {
         .into_iter()
         .map(|(topic, count)| json!({"topic": topic, "count": count}))
         .collect();
-    json!({
+    let mut value = json!({
         "client_id": identity.client_id,
         "hostname": identity.hostname,
         "version": "V2",
@@ -127,12 +127,12 @@ fn client_json(client: &ClientInfo) -> Value {
         "tls_version": "",
         "tls_negotiated_protocol": "",
         "tls_negotiated_protocol_is_mutual": false,
-        "authed": false,
-        "pub_counts": pub_counts,
-        "output_buffer_size": identity.output_buffer_size,
-        "output_buffer_timeout": identity.output_buffer_timeout_ms,
-        "msg_timeout": identity.msg_timeout_ms,
-    })
+    });
+    // Go omits these when empty.
+    if !pub_counts.is_empty() {
+        value["pub_counts"] = Value::Array(pub_counts);
+    }
+    value
 }
 
 fn as_json(

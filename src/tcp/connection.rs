@@ -63,7 +63,14 @@ async fn serve(
         msg_timeout: opts.msg_timeout,
         sample_rate: 0,
     };
-    let info = Arc::new(ClientInfo::new(id, remote.to_string(), Identity::default()));
+    // Until IDENTIFY, Go names a client by its remote host.
+    let host = remote.ip().to_string();
+    let identity = Identity {
+        client_id: host.clone(),
+        hostname: host,
+        ..Identity::default()
+    };
+    let info = Arc::new(ClientInfo::new(id, remote.to_string(), identity));
     let (read_half, write_half) = stream.into_split();
     let session = Arc::new(Session::new(
         info.clone(),

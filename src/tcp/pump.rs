@@ -113,7 +113,7 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
                         next = channel.try_next_message();
                     }
                 }
-                if settings.output_buffer_size == 0 || channel.depth() == 0 || !session.info.is_ready() {
+                if settings.output_buffer_size <= 1 || channel.depth() == 0 || !session.info.is_ready() {
                     output.flush().await?;
                     flush_by = None;
                 } else if output.is_dirty() && flush_by.is_none() {
