@@ -483,3 +483,173 @@ async fn concurrent_creates_of_one_name_make_one_topic() {
     assert_eq!(stored.topics[0].channels.len(), 4);
     nsqd.shutdown().await;
 }
+
+async fn post_body(url: &str, body: Vec<u8>) -> common::Reply {
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .expect("HTTP request");
+    let status = response.status().as_u16();
+    let nsq_header = response
+        .headers()
+        .get("X-NSQ-Content-Type")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    common::Reply {
+        status,
+        body: response.text().await.expect("body"),
+        nsq_header,
+    }
+}
+
+#[tokio::test]
+async fn pub_and_mpub_queue_messages_with_gos_limits_and_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::options(dir.path());
+    opts.max_msg_size = 10;
+    opts.max_body_size = 100;
+    let nsqd = common::start_with(opts).await;
+    let h = base(nsqd.http_address());
+
+    let ok = post_body(&format!("{h}/pub?topic=t"), b"hello".to_vec()).await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "OK"));
+    assert_error(
+        &post_body(&format!("{h}/pub?topic=t"), Vec::new()).await,
+        400,
+        "MSG_EMPTY",
+    );
+    assert_error(
+        &post_body(&format!("{h}/pub?topic=t"), vec![b'x'; 11]).await,
+        413,
+        "MSG_TOO_BIG",
+    );
+    assert_error(
+        &post_body(&format!("{h}/pub"), b"x".to_vec()).await,
+        400,
+        "MISSING_ARG_TOPIC",
+    );
+    assert_error(
+        &post_body(&format!("{h}/pub?topic=a%20b"), b"x".to_vec()).await,
+        400,
+        "INVALID_TOPIC",
+    );
+    assert_error(
+        &post_body(&format!("{h}/pub?topic=t&defer=soon"), b"x".to_vec()).await,
+        400,
+        "INVALID_DEFER",
+    );
+    assert_error(
+        &post_body(&format!("{h}/pub?topic=t&defer=-1"), b"x".to_vec()).await,
+        400,
+        "INVALID_DEFER",
+    );
+    assert_error(
+        &post_body(&format!("{h}/pub?topic=t&defer=3600001"), b"x".to_vec()).await,
+        400,
+        "INVALID_DEFER",
+    );
+    assert_eq!(
+        post_body(&format!("{h}/pub?topic=t&defer=60000"), b"later".to_vec())
+            .await
+            .status,
+        200
+    );
+
+    // Text MPUB: one message per line, empty lines dropped.
+    let ok = post_body(&format!("{h}/mpub?topic=t"), b"a\n\nbb\nccc\n".to_vec()).await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "OK"));
+    assert_error(
+        &post_body(&format!("{h}/mpub?topic=t"), b"a\n0123456789x\n".to_vec()).await,
+        413,
+        "MSG_TOO_BIG",
+    );
+    assert_error(
+        &post_body(&format!("{h}/mpub?topic=t"), vec![b'a'; 101]).await,
+        413,
+        "BODY_TOO_BIG",
+    );
+    // Binary MPUB: [count]([size][bytes])*.
+    let mut binary = 2i32.to_be_bytes().to_vec();
+    for m in [&b"xy"[..], b"z"] {
+        binary.extend_from_slice(&(m.len() as i32).to_be_bytes());
+        binary.extend_from_slice(m);
+    }
+    assert_eq!(
+        post_body(&format!("{h}/mpub?topic=t&binary=true"), binary)
+            .await
+            .status,
+        200
+    );
+    assert_error(
+        &post_body(
+            &format!("{h}/mpub?topic=t&binary=1"),
+            0i32.to_be_bytes().to_vec(),
+        )
+        .await,
+        413,
+        "BAD_BODY",
+    );
+    let mut bad = 1i32.to_be_bytes().to_vec();
+    bad.extend_from_slice(&0i32.to_be_bytes());
+    assert_error(
+        &post_body(&format!("{h}/mpub?topic=t&binary=true"), bad).await,
+        413,
+        "BAD_MESSAGE",
+    );
+
+    // 1 + 1 deferred + 3 + 2 messages reached the topic; nothing from the refused requests.
+    let s = stats(&h).await;
+    assert_eq!(topic(&s, "t")["message_count"], 7);
+    assert_eq!(topic(&s, "t")["message_bytes"], 5 + 5 + 6 + 3);
+    // A channel created now receives what the topic held (it had no channel until now).
+    assert_ok_empty(&post(&format!("{h}/channel/create?topic=t&channel=c")).await);
+    let s = eventually("the topic to hand its messages to the channel", || {
+        let h = h.clone();
+        async move {
+            let s = stats(&h).await;
+            (channel(&s, "t", "c")["depth"] == 6).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(channel(&s, "t", "c")["deferred_count"], 1);
+    assert_eq!(topic(&s, "t")["depth"], 0);
+
+    assert_error(
+        &post(&format!("{h}/channel/empty?topic=t&channel=zz")).await,
+        404,
+        "CHANNEL_NOT_FOUND",
+    );
+    assert_ok_empty(&post(&format!("{h}/channel/empty?topic=t&channel=c")).await);
+    let s = stats(&h).await;
+    assert_eq!(
+        (
+            channel(&s, "t", "c")["depth"].clone(),
+            channel(&s, "t", "c")["deferred_count"].clone()
+        ),
+        (json!(0), json!(0))
+    );
+
+    // A paused topic keeps what is published; empty drops it.
+    assert_ok_empty(&post(&format!("{h}/topic/pause?topic=t")).await);
+    assert_eq!(
+        post_body(&format!("{h}/pub?topic=t"), b"held".to_vec())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(topic(&stats(&h).await, "t")["depth"], 1);
+    assert_error(
+        &post(&format!("{h}/topic/empty?topic=zz")).await,
+        404,
+        "TOPIC_NOT_FOUND",
+    );
+    assert_error(
+        &post(&format!("{h}/topic/empty")).await,
+        400,
+        "MISSING_ARG_TOPIC",
+    );
+    assert_ok_empty(&post(&format!("{h}/topic/empty?topic=t")).await);
+    assert_eq!(topic(&stats(&h).await, "t")["depth"], 0);
+    nsqd.shutdown().await;
+}
