@@ -8,6 +8,7 @@
 mod channel;
 mod client;
 mod event;
+pub mod latency;
 mod topic;
 
 use std::collections::HashMap;
@@ -60,6 +61,10 @@ pub struct BrokerConfig {
     pub mem_queue_size: usize,
     /// The node part of message IDs.
     pub node_id: i64,
+    /// End-to-end latency percentiles to track (none: not tracked).
+    pub e2e_percentiles: Vec<f64>,
+    /// The window they are computed over.
+    pub e2e_window: std::time::Duration,
 }
 
 impl Default for BrokerConfig {
@@ -67,6 +72,8 @@ impl Default for BrokerConfig {
         BrokerConfig {
             mem_queue_size: 10_000,
             node_id: 0,
+            e2e_percentiles: Vec::new(),
+            e2e_window: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -109,6 +116,11 @@ impl Broker {
         })
     }
 
+    /// The end-to-end latency percentiles tracked (empty: none).
+    pub fn e2e_percentiles(&self) -> &[f64] {
+        &self.config.e2e_percentiles
+    }
+
     /// A new message ID.
     pub fn next_id(&self) -> MessageId {
         self.guids.next()
@@ -129,7 +141,13 @@ impl Broker {
     }
 
     fn new_channel(&self, name: &str, paused: bool) -> Arc<Channel> {
-        let channel = Arc::new(Channel::new(name, paused, self.config.mem_queue_size));
+        let latency = (!self.config.e2e_percentiles.is_empty()).then_some(self.config.e2e_window);
+        let channel = Arc::new(Channel::new(
+            name,
+            paused,
+            self.config.mem_queue_size,
+            latency,
+        ));
         self.tasks
             .spawn(channel.clone().run_timer(self.shutdown.clone()));
         channel

@@ -102,6 +102,9 @@ pub struct NsqdOptions {
     pub max_deflate_level: i64,
     /// Consumers allowed per channel; 0 is no limit.
     pub max_channel_consumers: i64,
+    /// End-to-end latency percentiles to report per topic and channel, each in (0, 1].
+    pub e2e_processing_latency_percentiles: Vec<f64>,
+    pub e2e_processing_latency_window_time: Duration,
     pub log_level: LogLevel,
 }
 
@@ -129,6 +132,8 @@ impl Default for NsqdOptions {
             max_output_buffer_timeout: Duration::from_secs(30),
             max_deflate_level: 6,
             max_channel_consumers: 0,
+            e2e_processing_latency_percentiles: Vec::new(),
+            e2e_processing_latency_window_time: Duration::from_secs(600),
             log_level: LogLevel::Info,
         }
     }
@@ -218,6 +223,16 @@ pub struct NsqdArgs {
     /// Consumers allowed per channel, 0 for no limit [default: 0]
     #[arg(long, value_name = "N")]
     pub max_channel_consumers: Option<i64>,
+    /// Message processing time percentile to track, in (0, 1.0] (repeatable, or comma separated)
+    #[arg(
+        long = "e2e-processing-latency-percentile",
+        value_name = "P",
+        value_delimiter = ','
+    )]
+    pub e2e_processing_latency_percentile: Vec<f64>,
+    /// Window over which the percentiles are computed [default: 10m0s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub e2e_processing_latency_window_time: Option<Duration>,
     /// Log level: debug, info, warn, error, fatal [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
@@ -238,8 +253,6 @@ const GO_ONLY_KEYS: &[&str] = &[
     "statsd_interval",
     "statsd_mem_stats",
     "statsd_udp_packet_size",
-    "e2e_processing_latency_window_time",
-    "e2e_processing_latency_percentiles",
     "tls_cert",
     "tls_key",
     "tls_client_auth_policy",
@@ -300,6 +313,13 @@ impl NsqdOptions {
         );
         set(&mut self.max_deflate_level, &a.max_deflate_level);
         set(&mut self.max_channel_consumers, &a.max_channel_consumers);
+        if !a.e2e_processing_latency_percentile.is_empty() {
+            self.e2e_processing_latency_percentiles = a.e2e_processing_latency_percentile.clone();
+        }
+        set(
+            &mut self.e2e_processing_latency_window_time,
+            &a.e2e_processing_latency_window_time,
+        );
         set(&mut self.log_level, &a.log_level);
     }
 
@@ -365,6 +385,19 @@ impl NsqdOptions {
             "max_output_buffer_timeout" => self.max_output_buffer_timeout = go_duration(value)?,
             "max_deflate_level" => self.max_deflate_level = int(value)?,
             "max_channel_consumers" => self.max_channel_consumers = int(value)?,
+            "e2e_processing_latency_percentiles" => {
+                let list = value
+                    .as_array()
+                    .ok_or_else(|| bad("a list of numbers in (0, 1]"))?;
+                self.e2e_processing_latency_percentiles = list
+                    .iter()
+                    .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad("a list of numbers in (0, 1]"))?;
+            }
+            "e2e_processing_latency_window_time" => {
+                self.e2e_processing_latency_window_time = go_duration(value)?
+            }
             "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
             _ => return Err(SetError::Unknown),
         }
@@ -397,6 +430,8 @@ impl NsqdOptions {
             "max_output_buffer_timeout" => ns(&self.max_output_buffer_timeout),
             "max_deflate_level" => json!(self.max_deflate_level),
             "max_channel_consumers" => json!(self.max_channel_consumers),
+            "e2e_processing_latency_percentiles" => json!(self.e2e_processing_latency_percentiles),
+            "e2e_processing_latency_window_time" => ns(&self.e2e_processing_latency_window_time),
             "log_level" => json!(self.log_level as i64),
             _ => return None,
         })
@@ -425,6 +460,16 @@ impl NsqdOptions {
             if value <= 0 {
                 return fail(key, format!("must be greater than 0, got {value}"));
             }
+        }
+        if let Some(p) = self
+            .e2e_processing_latency_percentiles
+            .iter()
+            .find(|p| !(**p > 0.0 && **p <= 1.0))
+        {
+            return fail(
+                "e2e-processing-latency-percentile",
+                format!("must be in (0, 1.0], got {p}"),
+            );
         }
         if self.max_channel_consumers < 0 {
             return fail(

@@ -162,6 +162,8 @@ impl Nsqd {
             BrokerConfig {
                 mem_queue_size: usize::try_from(opts.mem_queue_size).unwrap_or(0),
                 node_id: opts.node_id,
+                e2e_percentiles: opts.e2e_processing_latency_percentiles.clone(),
+                e2e_window: opts.e2e_processing_latency_window_time,
             },
         );
         let load_report = loader::load(&broker).await?;

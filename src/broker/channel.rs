@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::ClientInfo;
+use super::latency::LatencyWindow;
 use crate::message::{Message, MessageId};
 use crate::names;
 
@@ -60,6 +61,7 @@ pub struct Channel {
     /// Bumped on pause and unpause so that consumers look again.
     changes: watch::Sender<u64>,
     exit: CancellationToken,
+    latency: Option<Mutex<LatencyWindow>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -71,7 +73,12 @@ impl std::fmt::Debug for Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        paused: bool,
+        mem_queue_size: usize,
+        latency_window: Option<Duration>,
+    ) -> Self {
         let (queue_tx, queue_rx) = flume::unbounded();
         Channel {
             name: name.into(),
@@ -89,6 +96,17 @@ impl Channel {
             clients: Mutex::new(HashMap::new()),
             changes: watch::channel(0).0,
             exit: CancellationToken::new(),
+            latency: latency_window.map(|w| Mutex::new(LatencyWindow::new(w))),
+        }
+    }
+
+    /// Adds this channel's latency samples (and their count) to `samples` and `count`.
+    pub fn collect_latency(&self, samples: &mut Vec<u64>, count: &mut u64) {
+        if let Some(window) = &self.latency {
+            window
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .collect(samples, count);
         }
     }
 
@@ -236,7 +254,17 @@ impl Channel {
 
     /// FIN: the message is done.
     pub fn finish(&self, client: u64, id: &MessageId) -> Result<(), FlightError> {
-        self.take_in_flight(client, id).map(drop)
+        let entry = self.take_in_flight(client, id)?;
+        if let Some(window) = &self.latency {
+            let nanos = crate::message::now_ns()
+                .saturating_sub(entry.message.timestamp)
+                .max(0);
+            window
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(nanos as u64);
+        }
+        Ok(())
     }
 
     /// REQ: back to the queue now (`delay` zero) or after `delay`.

@@ -14,7 +14,7 @@ use super::response::{v1, Reply};
 use super::State;
 use std::sync::atomic::Ordering;
 
-use crate::broker::{Channel, ClientInfo, Topic};
+use crate::broker::{latency, Channel, ClientInfo, Topic};
 use crate::config::duration;
 use crate::NSQ_VERSION;
 
@@ -75,11 +75,21 @@ pub async fn stats(state: State, RawQuery(query): RawQuery) -> Response {
     };
     if params.get("format") == Some("json") {
         v1(Ok(Reply::Json(as_json(
-            &topics, &producers, &filter, start, &health,
+            &topics,
+            &producers,
+            state.broker.e2e_percentiles(),
+            &filter,
+            start,
+            &health,
         ))))
     } else {
         v1(Ok(Reply::Text(as_text(
-            &topics, &producers, &filter, start, &health,
+            &topics,
+            &producers,
+            state.broker.e2e_percentiles(),
+            &filter,
+            start,
+            &health,
         ))))
     }
 }
@@ -94,8 +104,13 @@ fn channels_of(topic: &Topic, filter: &Filter) -> Vec<std::sync::Arc<Channel>> {
     }
 }
 
-fn latency() -> Value {
-    json!({ "count": 0, "percentiles": null })
+/// The end-to-end latency result over `channels`.
+fn latency(percentiles: &[f64], channels: &[std::sync::Arc<Channel>]) -> Value {
+    let (mut samples, mut count) = (Vec::new(), 0);
+    for channel in channels {
+        channel.collect_latency(&mut samples, &mut count);
+    }
+    latency::result(percentiles, samples, count)
 }
 
 /// A client as Go nsqd's `ClientStats` JSON.
@@ -138,6 +153,7 @@ fn client_json(client: &ClientInfo) -> Value {
 fn as_json(
     topics: &[std::sync::Arc<Topic>],
     producers: &[std::sync::Arc<ClientInfo>],
+    percentiles: &[f64],
     filter: &Filter,
     start: SystemTime,
     health: &str,
@@ -166,7 +182,7 @@ fn as_json(
                             Value::Null
                         },
                         "paused": c.is_paused(),
-                        "e2e_processing_latency": latency(),
+                        "e2e_processing_latency": latency(percentiles, std::slice::from_ref(c)),
                     })
                 })
                 .collect();
@@ -178,7 +194,7 @@ fn as_json(
                 "message_count": topic.message_count.load(Ordering::Relaxed),
                 "message_bytes": topic.message_bytes.load(Ordering::Relaxed),
                 "paused": topic.is_paused(),
-                "e2e_processing_latency": latency(),
+                "e2e_processing_latency": latency(percentiles, &topic.channels()),
             })
         })
         .collect();
@@ -230,6 +246,7 @@ fn resident_bytes() -> u64 {
 fn as_text(
     topics: &[std::sync::Arc<Topic>],
     producers: &[std::sync::Arc<ClientInfo>],
+    percentiles: &[f64],
     filter: &Filter,
     start: SystemTime,
     health: &str,
@@ -281,11 +298,12 @@ fn as_text(
         let prefix = if topic.is_paused() { "*P " } else { "   " };
         let _ = writeln!(
             w,
-            "\n{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: ",
+            "\n{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: {}",
             topic.name(),
             topic.depth(),
             topic.backend_depth(),
             topic.message_count.load(Ordering::Relaxed),
+            latency::text(&latency(percentiles, &topic.channels())),
         );
         for channel in channels_of(topic, filter) {
             let prefix = if channel.is_paused() {
@@ -296,7 +314,7 @@ fn as_text(
             let (in_flight, deferred) = channel.flight_counts();
             let _ = writeln!(
                 w,
-                "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: ",
+                "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: {}",
                 channel.name(),
                 channel.depth(),
                 channel.backend_depth(),
@@ -305,6 +323,7 @@ fn as_text(
                 channel.requeue_count.load(Ordering::Relaxed),
                 channel.timeout_count.load(Ordering::Relaxed),
                 channel.message_count.load(Ordering::Relaxed),
+                latency::text(&latency(percentiles, std::slice::from_ref(&channel))),
             );
             if !filter.include_clients {
                 continue;
