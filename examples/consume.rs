@@ -23,13 +23,13 @@ async fn main() {
         .set_max_in_flight(100)
         .set_sources(NSQConsumerConfigSources::Daemons(vec![address]))
         .build();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(60), consumer.consume_filtered()).await {
-            Ok(Some(message)) => {
-                println!("{} (attempt {})", String::from_utf8_lossy(&message.body), message.attempt);
-                message.finish().await;
-            }
-            Ok(None) | Err(_) => break,
-        }
+    let idle = Duration::from_secs(60);
+    while let Ok(Some(message)) = tokio::time::timeout(idle, consumer.consume_filtered()).await {
+        println!(
+            "{} (attempt {})",
+            String::from_utf8_lossy(&message.body),
+            message.attempt
+        );
+        message.finish().await;
     }
 }
