@@ -1,14 +1,14 @@
-//! Message IDs as Go nsqd makes them: a 64-bit time-ordered GUID — milliseconds since nsqd's
-//! epoch (41 bits), the node ID (10 bits), a per-millisecond sequence (12 bits) — written as 16
-//! lowercase hex digits.
+//! Message IDs as Go nsqd makes them: a 64-bit time-ordered GUID — the time as
+//! `UnixNano >> 20` (units of 1.048576 ms) since nsqd's epoch (41 bits), the node ID (10 bits),
+//! a per-tick sequence (12 bits) — written as 16 lowercase hex digits.
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::message::MessageId;
 
-/// Go nsqd's epoch, in Unix milliseconds (Twitter's snowflake epoch).
-const EPOCH_MS: i64 = 1_288_834_974_657;
+/// Go nsqd's epoch, in its time unit (`UnixNano >> 20`).
+const EPOCH: i64 = 1_288_834_974_288;
 const NODE_BITS: u32 = 10;
 const SEQUENCE_BITS: u32 = 12;
 const SEQUENCE_MASK: i64 = (1 << SEQUENCE_BITS) - 1;
@@ -30,13 +30,13 @@ impl GuidFactory {
     }
 
     /// The next ID. If the clock steps back, the last time is reused (IDs stay unique and
-    /// ordered); if 4096 IDs are taken within one millisecond, the next millisecond is used.
+    /// ordered); if 4096 IDs are taken within one tick, the next tick is used.
     pub fn next(&self) -> MessageId {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(EPOCH_MS)
-            - EPOCH_MS;
+            .map(|d| (d.as_nanos() >> 20) as i64)
+            .unwrap_or(EPOCH)
+            - EPOCH;
         let value = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let (last, sequence) = *state;

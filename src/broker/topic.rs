@@ -148,6 +148,13 @@ impl Topic {
                     message = self.queue_rx.recv_async() => {
                         let Ok(message) = message else { return };
                         copy_to(&channels, message);
+                        // Drain what else is waiting before looking at the other events again.
+                        for _ in 0..PUMP_BATCH {
+                            match self.queue_rx.try_recv() {
+                                Ok(message) => copy_to(&channels, message),
+                                Err(_) => break,
+                            }
+                        }
                     }
                 }
             }
@@ -203,6 +210,9 @@ impl Topic {
         self.lock_channels().values().cloned().collect()
     }
 }
+
+/// How many waiting messages the pump copies before it checks for pause and channel changes.
+const PUMP_BATCH: usize = 1024;
 
 /// Gives each live channel its own copy of `message` (bodies are shared).
 fn copy_to(channels: &[Arc<Channel>], message: Message) {

@@ -1,0 +1,2424 @@
+//! nsqd's TCP protocol V2 over a real socket, byte for byte, against what Go nsqd 1.3.0 sends
+//! (`nsqd/protocol_v2.go`, `nsqd/client_v2.go`, `nsqd/channel.go`, `nsqd/tcp.go`): the magic,
+//! frames, every error text and whether it closes the connection, client states, IDENTIFY,
+//! PUB/MPUB/DPUB, RDY flow control, FIN/REQ/TOUCH, in-flight timeouts, heartbeats, fan-out,
+//! and a consumer that never reads.
+//!
+//! A small raw client reads frames `[4-byte BE size][4-byte BE type][data]` with a timeout on
+//! every read, so a missing frame fails the test instead of hanging it. Sleeps appear only
+//! where the assertion is about time itself.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rnsq::nsqd::Nsqd;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
+
+/// How long a frame that must come may take.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long we listen to check that nothing comes.
+const QUIET: Duration = Duration::from_millis(300);
+
+const RESPONSE: u32 = 0;
+const ERROR: u32 = 1;
+const MESSAGE: u32 = 2;
+
+/// A well-formed message ID that is never in flight.
+const UNKNOWN_ID: &str = "0123456789abcdef";
+
+// ---------------------------------------------------------------------------------------------
+// Frames and the raw client
+// ---------------------------------------------------------------------------------------------
+
+/// One frame as read off the socket.
+struct Frame {
+    kind: u32,
+    data: Vec<u8>,
+    /// The whole frame, size and type included.
+    raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = &self.data[..self.data.len().min(200)];
+        write!(
+            f,
+            "Frame {{ type: {}, {} bytes: {:?} }}",
+            self.kind,
+            self.data.len(),
+            String::from_utf8_lossy(shown)
+        )
+    }
+}
+
+/// A decoded message frame.
+#[derive(Debug, Clone)]
+struct Msg {
+    timestamp: i64,
+    attempts: u16,
+    id: String,
+    body: Vec<u8>,
+}
+
+impl Frame {
+    fn message(&self) -> Msg {
+        assert_eq!(self.kind, MESSAGE, "expected a message frame, got {self:?}");
+        assert!(
+            self.data.len() >= 26,
+            "message frame too short for its header: {self:?}"
+        );
+        let timestamp = i64::from_be_bytes(self.data[0..8].try_into().unwrap());
+        let attempts = u16::from_be_bytes(self.data[8..10].try_into().unwrap());
+        let id_bytes = &self.data[10..26];
+        assert!(
+            id_bytes
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)),
+            "message ID is not 16 bytes of lowercase hex: {id_bytes:?}"
+        );
+        Msg {
+            timestamp,
+            attempts,
+            id: String::from_utf8(id_bytes.to_vec()).unwrap(),
+            body: self.data[26..].to_vec(),
+        }
+    }
+}
+
+/// The bytes of a frame: `[size = 4 + len(data)][type][data]`, big-endian.
+fn frame_bytes(kind: u32, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + data.len());
+    out.extend_from_slice(&(4 + data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// What the next read brought.
+enum Next {
+    Frame(Frame),
+    /// Nothing arrived in time.
+    Quiet,
+    /// EOF or a reset.
+    Closed(String),
+}
+
+/// A raw protocol client. Reads go through a buffer with cancel-safe `read`, so a timeout
+/// never loses half a frame.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects without sending the magic.
+    async fn raw(nsqd: &Nsqd) -> Client {
+        let stream = timeout(WAIT, TcpStream::connect(nsqd.tcp_address()))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and sends the magic `"  V2"`.
+    async fn connect(nsqd: &Nsqd) -> Client {
+        let mut client = Client::raw(nsqd).await;
+        client.send(b"  V2").await;
+        client
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        timeout(WAIT, self.stream.write_all(bytes))
+            .await
+            .expect("write timed out")
+            .expect("write");
+    }
+
+    /// Sends `line` and a newline.
+    async fn line(&mut self, line: &str) {
+        self.send(format!("{line}\n").as_bytes()).await;
+    }
+
+    fn parse_frame(&mut self) -> Option<Frame> {
+        if self.buf.len() < 4 {
+            return None;
+        }
+        let size = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+        assert!(size >= 4, "frame size {size} < 4: {:?}", &self.buf[..4]);
+        if self.buf.len() < 4 + size {
+            return None;
+        }
+        let raw: Vec<u8> = self.buf.drain(..4 + size).collect();
+        let kind = u32::from_be_bytes(raw[4..8].try_into().unwrap());
+        Some(Frame {
+            kind,
+            data: raw[8..].to_vec(),
+            raw,
+        })
+    }
+
+    async fn next_until(&mut self, deadline: Instant) -> Next {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(frame) = self.parse_frame() {
+                return Next::Frame(frame);
+            }
+            match timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Err(_) => return Next::Quiet,
+                Ok(Ok(0)) => {
+                    assert!(
+                        self.buf.is_empty(),
+                        "connection closed inside a frame; partial bytes {:?}",
+                        &self.buf[..self.buf.len().min(64)]
+                    );
+                    return Next::Closed("EOF".into());
+                }
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => {
+                    assert!(
+                        self.buf.is_empty(),
+                        "connection failed ({e}) inside a frame; partial bytes {:?}",
+                        &self.buf[..self.buf.len().min(64)]
+                    );
+                    return Next::Closed(e.to_string());
+                }
+            }
+        }
+    }
+
+    async fn next_within(&mut self, within: Duration) -> Next {
+        self.next_until(Instant::now() + within).await
+    }
+
+    /// The next frame, which must come within `within`.
+    async fn frame_within(&mut self, within: Duration) -> Frame {
+        match self.next_within(within).await {
+            Next::Frame(frame) => frame,
+            Next::Quiet => panic!("no frame within {within:?}"),
+            Next::Closed(why) => panic!("connection closed ({why}) while waiting for a frame"),
+        }
+    }
+
+    async fn frame(&mut self) -> Frame {
+        self.frame_within(WAIT).await
+    }
+
+    /// The next frame must be exactly the response frame `data`.
+    async fn expect_response(&mut self, data: &[u8]) {
+        let frame = self.frame().await;
+        assert_eq!(
+            frame.raw,
+            frame_bytes(RESPONSE, data),
+            "expected response frame {:?}, got {frame:?}",
+            String::from_utf8_lossy(data)
+        );
+    }
+
+    async fn expect_ok(&mut self) {
+        self.expect_response(b"OK").await;
+    }
+
+    /// The next frame must be exactly the error frame `text`.
+    async fn expect_error(&mut self, text: &str) {
+        let frame = self.frame().await;
+        assert_eq!(
+            frame.raw,
+            frame_bytes(ERROR, text.as_bytes()),
+            "expected error frame {text:?}, got {frame:?}"
+        );
+    }
+
+    async fn expect_message(&mut self) -> Msg {
+        self.frame().await.message()
+    }
+
+    /// Nothing arrives for `within`, and the connection stays open.
+    async fn expect_quiet(&mut self, within: Duration) {
+        self.expect_quiet_until(Instant::now() + within).await;
+    }
+
+    async fn expect_quiet_until(&mut self, deadline: Instant) {
+        match self.next_until(deadline).await {
+            Next::Quiet => {}
+            Next::Frame(frame) => panic!("expected nothing, got {frame:?}"),
+            Next::Closed(why) => panic!("expected nothing, but the connection closed ({why})"),
+        }
+    }
+
+    /// The server closes the connection with nothing more sent.
+    async fn expect_closed(&mut self) {
+        match self.next_within(WAIT).await {
+            Next::Closed(_) => {}
+            Next::Frame(frame) => panic!("expected the connection to close, got {frame:?}"),
+            Next::Quiet => panic!("connection still open {WAIT:?} after a fatal error"),
+        }
+    }
+
+    /// The connection still serves commands: a PUB to an unwatched topic answers exactly `OK`
+    /// as the very next frame (so nothing else was sent before it).
+    async fn expect_open(&mut self) {
+        self.send(&pub_cmd("probe", b"still open")).await;
+        self.expect_ok().await;
+    }
+
+    async fn publish(&mut self, topic: &str, body: &[u8]) {
+        self.send(&pub_cmd(topic, body)).await;
+        self.expect_ok().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------------------------
+
+/// `line\n[4-byte size][body]`.
+fn with_body(line: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{line}\n").into_bytes();
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// `line\n[4-byte size]` with no body.
+fn with_size(line: &str, size: u32) -> Vec<u8> {
+    let mut out = format!("{line}\n").into_bytes();
+    out.extend_from_slice(&size.to_be_bytes());
+    out
+}
+
+fn pub_cmd(topic: &str, body: &[u8]) -> Vec<u8> {
+    with_body(&format!("PUB {topic}"), body)
+}
+
+fn dpub_cmd(topic: &str, ms: u64, body: &[u8]) -> Vec<u8> {
+    with_body(&format!("DPUB {topic} {ms}"), body)
+}
+
+/// The MPUB body: `[4-byte count]([4-byte size][bytes])*`.
+fn mpub_body(bodies: &[&[u8]]) -> Vec<u8> {
+    let mut out = (bodies.len() as u32).to_be_bytes().to_vec();
+    for body in bodies {
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+fn mpub_cmd(topic: &str, bodies: &[&[u8]]) -> Vec<u8> {
+    with_body(&format!("MPUB {topic}"), &mpub_body(bodies))
+}
+
+fn identify_cmd(json: &str) -> Vec<u8> {
+    with_body("IDENTIFY", json.as_bytes())
+}
+
+/// A connection subscribed to `topic/channel` with `RDY rdy` (none if 0).
+async fn subscribe(nsqd: &Nsqd, topic: &str, channel: &str, rdy: u32) -> Client {
+    let mut client = Client::connect(nsqd).await;
+    client.line(&format!("SUB {topic} {channel}")).await;
+    client.expect_ok().await;
+    if rdy > 0 {
+        client.line(&format!("RDY {rdy}")).await;
+    }
+    client
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Brokers and /stats
+// ---------------------------------------------------------------------------------------------
+
+async fn stop(nsqd: Nsqd) {
+    timeout(Duration::from_secs(10), nsqd.shutdown())
+        .await
+        .expect("broker shuts down within 10 s");
+}
+
+fn find_topic<'a>(stats: &'a Value, topic: &str) -> Option<&'a Value> {
+    stats["topics"]
+        .as_array()?
+        .iter()
+        .find(|t| t["topic_name"] == topic)
+}
+
+fn find_channel<'a>(stats: &'a Value, topic: &str, channel: &str) -> Option<&'a Value> {
+    find_topic(stats, topic)?["channels"]
+        .as_array()?
+        .iter()
+        .find(|c| c["channel_name"] == channel)
+}
+
+/// Waits until channel `topic/channel` shows `key == want` in /stats.
+async fn wait_channel_stat(base: &str, topic: &str, channel: &str, key: &str, want: u64) {
+    let what = format!("/stats {topic}/{channel} {key} == {want}");
+    common::eventually(&what, move || async move {
+        let stats = common::stats(base).await;
+        (find_channel(&stats, topic, channel)?[key].as_u64() == Some(want)).then_some(())
+    })
+    .await;
+}
+
+/// Waits until topic `topic` shows `message_count == want` in /stats.
+async fn wait_topic_count(base: &str, topic: &str, want: u64) {
+    let what = format!("/stats topic {topic} message_count == {want}");
+    common::eventually(&what, move || async move {
+        let stats = common::stats(base).await;
+        (find_topic(&stats, topic)?["message_count"].as_u64() == Some(want)).then_some(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake, NOP, PUB, message frames, FIN
+// ---------------------------------------------------------------------------------------------
+
+/// tcp.go: anything but `"  V2"` gets one error frame whose data is exactly `E_BAD_PROTOCOL`
+/// (Go logs "bad protocol magic '...'" but does not send it), then the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_magic_gets_one_error_frame_then_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    for magic in [&b"XXXX"[..], b"  V1", b" V2 "] {
+        let mut client = Client::raw(&nsqd).await;
+        client.send(magic).await;
+        let frame = client.frame().await;
+        assert_eq!(
+            frame.raw,
+            [&[0, 0, 0, 18, 0, 0, 0, 1][..], b"E_BAD_PROTOCOL"].concat(),
+            "magic {magic:?}: got {frame:?}"
+        );
+        client.expect_closed().await;
+    }
+    stop(nsqd).await;
+}
+
+/// NOP answers nothing: the next frame after NOP + PUB is the PUB's `OK`. A trailing `\r` is
+/// stripped from command lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nop_sends_nothing_and_crlf_lines_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut client = Client::connect(&nsqd).await;
+    client.line("NOP").await;
+    client.line("NOP").await;
+    client.send(&pub_cmd("nop_topic", b"after nop")).await;
+    client.expect_ok().await;
+
+    client.send(b"NOP\r\n").await;
+    client
+        .send(&[&b"PUB crlf_topic\r\n"[..], &[0, 0, 0, 2], b"hi"].concat())
+        .await;
+    client.expect_ok().await;
+    client.expect_quiet(Duration::from_millis(100)).await;
+
+    let h = common::base(nsqd.http_address());
+    wait_topic_count(&h, "crlf_topic", 1).await;
+    stop(nsqd).await;
+}
+
+/// PUB → exactly `[0 0 0 6][0 0 0 0]OK`; a consumer that subscribes later gets the message
+/// frame `[size][0 0 0 2][8-byte ts ns][2-byte attempts=1][16-byte hex id][body]`; FIN sends
+/// nothing back; a second FIN of the same ID is the non-fatal
+/// `E_FIN_FAILED FIN <id> failed ID not in flight`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_then_sub_gets_exact_message_frame_and_fin() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut producer = Client::connect(&nsqd).await;
+    let before = now_ns();
+    producer.send(&pub_cmd("orders", b"hello")).await;
+    let ok = producer.frame().await;
+    assert_eq!(ok.raw, [0, 0, 0, 6, 0, 0, 0, 0, b'O', b'K'], "got {ok:?}");
+    wait_topic_count(&h, "orders", 1).await;
+
+    let mut consumer = subscribe(&nsqd, "orders", "c", 1).await;
+    let frame = consumer.frame().await;
+    let after = now_ns();
+    let size = 4 + 8 + 2 + 16 + 5u32;
+    assert_eq!(
+        frame.raw[..8],
+        [size.to_be_bytes(), 2u32.to_be_bytes()].concat()[..]
+    );
+    let msg = frame.message();
+    assert_eq!(msg.attempts, 1);
+    assert_eq!(msg.body, b"hello");
+    let slack = 1_000_000_000;
+    assert!(
+        msg.timestamp >= before - slack && msg.timestamp <= after + slack,
+        "timestamp {} not nanoseconds near publication ({before}..{after})",
+        msg.timestamp
+    );
+
+    wait_channel_stat(&h, "orders", "c", "in_flight_count", 1).await;
+    consumer.line(&format!("FIN {}", msg.id)).await;
+    // FIN answers nothing: the next frame is the probe's OK.
+    consumer.expect_open().await;
+    wait_channel_stat(&h, "orders", "c", "in_flight_count", 0).await;
+
+    consumer.line(&format!("FIN {}", msg.id)).await;
+    consumer
+        .expect_error(&format!(
+            "E_FIN_FAILED FIN {} failed ID not in flight",
+            msg.id
+        ))
+        .await;
+    consumer.expect_open().await;
+    consumer.line("NOP").await;
+    consumer.expect_open().await;
+    stop(nsqd).await;
+}
+
+/// channel.go: a FIN for a message in flight to another client of the same channel fails with
+/// `client does not own message`, not fatal; the owner's FIN still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fin_of_another_clients_message_fails_non_fatally() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut owner = subscribe(&nsqd, "owned", "c", 1).await;
+    let mut other = subscribe(&nsqd, "owned", "c", 0).await;
+    Client::connect(&nsqd).await.publish("owned", b"mine").await;
+    let msg = owner.expect_message().await;
+
+    other.line(&format!("FIN {}", msg.id)).await;
+    other
+        .expect_error(&format!(
+            "E_FIN_FAILED FIN {} failed client does not own message",
+            msg.id
+        ))
+        .await;
+    other.expect_open().await;
+    other.line(&format!("REQ {} 0", msg.id)).await;
+    other
+        .expect_error(&format!(
+            "E_REQ_FAILED REQ {} failed client does not own message",
+            msg.id
+        ))
+        .await;
+    other.line(&format!("TOUCH {}", msg.id)).await;
+    other
+        .expect_error(&format!(
+            "E_TOUCH_FAILED TOUCH {} failed client does not own message",
+            msg.id
+        ))
+        .await;
+    other.expect_open().await;
+
+    owner.line(&format!("FIN {}", msg.id)).await;
+    owner.expect_open().await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: text, and fatal or not
+// ---------------------------------------------------------------------------------------------
+
+/// What a case does before its trigger.
+#[derive(Clone, Copy, Debug)]
+enum Before {
+    Nothing,
+    /// `SUB errors c` → `OK`.
+    Sub,
+}
+
+struct Case {
+    before: Before,
+    send: Vec<u8>,
+    error: String,
+    fatal: bool,
+}
+
+fn case(before: Before, send: impl Into<Vec<u8>>, error: &str, fatal: bool) -> Case {
+    Case {
+        before,
+        send: send.into(),
+        error: error.into(),
+        fatal,
+    }
+}
+
+/// Runs each case on a fresh connection: the exact error frame, then EOF when fatal, or a
+/// connection that still answers PUB when not. Every case runs; the failures are listed
+/// together at the end.
+async fn run_cases(nsqd: &Nsqd, cases: Vec<Case>) {
+    let total = cases.len();
+    let mut failures = Vec::new();
+    for case in cases {
+        if let Err(why) = run_case(nsqd, &case).await {
+            failures.push(format!(
+                "after {:?} sending {:?}: {why}",
+                case.before,
+                String::from_utf8_lossy(&case.send[..case.send.len().min(60)])
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+async fn run_case(nsqd: &Nsqd, case: &Case) -> Result<(), String> {
+    let mut client = Client::connect(nsqd).await;
+    if let Before::Sub = case.before {
+        client.line("SUB errors c").await;
+        client.expect_ok().await;
+    }
+    client.send(&case.send).await;
+    match client.next_within(WAIT).await {
+        Next::Frame(frame) if frame.raw == frame_bytes(ERROR, case.error.as_bytes()) => {}
+        Next::Frame(frame) => return Err(format!("expected {:?}, got {frame:?}", case.error)),
+        Next::Quiet => return Err(format!("expected {:?}, got nothing", case.error)),
+        Next::Closed(why) => return Err(format!("expected {:?}, got a close ({why})", case.error)),
+    }
+    if case.fatal {
+        match client.next_within(WAIT).await {
+            Next::Closed(_) => Ok(()),
+            Next::Frame(frame) => Err(format!("fatal error followed by {frame:?}, not a close")),
+            Next::Quiet => Err(format!(
+                "connection still open {WAIT:?} after a fatal error"
+            )),
+        }
+    } else {
+        client.send(&pub_cmd("probe", b"still open")).await;
+        match client.next_within(WAIT).await {
+            Next::Frame(frame) if frame.raw == frame_bytes(RESPONSE, b"OK") => Ok(()),
+            Next::Frame(frame) => Err(format!("non-fatal error, then PUB got {frame:?}")),
+            Next::Quiet => Err("non-fatal error, then PUB got no answer".into()),
+            Next::Closed(why) => Err(format!("non-fatal error closed the connection ({why})")),
+        }
+    }
+}
+
+/// Every error Go's protocol_v2.go sends for malformed commands on a default broker, each on
+/// a fresh connection: all fatal except E_FIN_FAILED, E_REQ_FAILED and E_TOUCH_FAILED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_frames_and_which_close_the_connection() {
+    use Before::{Nothing, Sub};
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let long = "a".repeat(65);
+    let mpub_raw = |rest: &[u8]| [&b"MPUB t\n"[..], rest].concat();
+
+    let cases = vec![
+        case(Nothing, "FOO\n", "E_INVALID invalid command FOO", true),
+        case(Nothing, "\n", "E_INVALID invalid command ", true),
+        case(Nothing, "pub t\n", "E_INVALID invalid command pub", true),
+        // PUB
+        case(
+            Nothing,
+            "PUB\n",
+            "E_INVALID PUB insufficient number of parameters",
+            true,
+        ),
+        case(
+            Nothing,
+            pub_cmd("bad!topic", b"x"),
+            "E_BAD_TOPIC PUB topic name \"bad!topic\" is not valid",
+            true,
+        ),
+        case(
+            Nothing,
+            pub_cmd(&long, b"x"),
+            &format!("E_BAD_TOPIC PUB topic name \"{long}\" is not valid"),
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("PUB t", 0),
+            "E_BAD_MESSAGE PUB invalid message body size 0",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("PUB t", u32::MAX),
+            "E_BAD_MESSAGE PUB invalid message body size -1",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("PUB t", 1_048_577),
+            "E_BAD_MESSAGE PUB message too big 1048577 > 1048576",
+            true,
+        ),
+        // MPUB (Go repeats the code in the bad-topic description)
+        case(
+            Nothing,
+            "MPUB\n",
+            "E_INVALID MPUB insufficient number of parameters",
+            true,
+        ),
+        case(
+            Nothing,
+            mpub_cmd("bad!topic", &[b"x"]),
+            "E_BAD_TOPIC E_BAD_TOPIC MPUB topic name \"bad!topic\" is not valid",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("MPUB t", 0),
+            "E_BAD_BODY MPUB invalid body size 0",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("MPUB t", 5_242_881),
+            "E_BAD_BODY MPUB body too big 5242881 > 5242880",
+            true,
+        ),
+        case(
+            Nothing,
+            with_body("MPUB t", &0u32.to_be_bytes()),
+            "E_BAD_BODY MPUB invalid message count 0",
+            true,
+        ),
+        case(
+            Nothing,
+            mpub_raw(&[0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0]),
+            "E_BAD_MESSAGE MPUB invalid message(0) body size 0",
+            true,
+        ),
+        case(
+            Nothing,
+            // The whole body is sent, as a client would.
+            mpub_cmd("t", &[&vec![b'x'; 1_048_577]]),
+            "E_BAD_MESSAGE MPUB message too big 1048577 > 1048576",
+            true,
+        ),
+        // DPUB
+        case(
+            Nothing,
+            "DPUB t\n",
+            "E_INVALID DPUB insufficient number of parameters",
+            true,
+        ),
+        case(
+            Nothing,
+            dpub_cmd("bad!topic", 10, b"x"),
+            "E_BAD_TOPIC DPUB topic name \"bad!topic\" is not valid",
+            true,
+        ),
+        case(
+            Nothing,
+            with_body("DPUB t abc", b"x"),
+            "E_INVALID DPUB could not parse timeout abc",
+            true,
+        ),
+        case(
+            Nothing,
+            with_body("DPUB t -1", b"x"),
+            "E_INVALID DPUB could not parse timeout -1",
+            true,
+        ),
+        case(
+            Nothing,
+            dpub_cmd("t", 3_600_001, b"x"),
+            "E_INVALID DPUB timeout 3600001 out of range 0-3600000",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("DPUB t 10", 0),
+            "E_BAD_MESSAGE DPUB invalid message body size 0",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("DPUB t 10", 1_048_577),
+            "E_BAD_MESSAGE DPUB message too big 1048577 > 1048576",
+            true,
+        ),
+        // SUB
+        case(
+            Nothing,
+            "SUB t\n",
+            "E_INVALID SUB insufficient number of parameters",
+            true,
+        ),
+        case(
+            Nothing,
+            "SUB bad!topic c\n",
+            "E_BAD_TOPIC SUB topic name \"bad!topic\" is not valid",
+            true,
+        ),
+        case(
+            Nothing,
+            "SUB t bad!chan\n",
+            "E_BAD_CHANNEL SUB channel name \"bad!chan\" is not valid",
+            true,
+        ),
+        case(
+            Nothing,
+            format!("SUB t {long}\n"),
+            &format!("E_BAD_CHANNEL SUB channel name \"{long}\" is not valid"),
+            true,
+        ),
+        // AUTH with no auth server configured
+        case(
+            Nothing,
+            with_body("AUTH x", b"secret"),
+            "E_INVALID AUTH invalid number of parameters",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("AUTH", 0),
+            "E_BAD_BODY AUTH invalid body size 0",
+            true,
+        ),
+        case(
+            Nothing,
+            with_body("AUTH", b"secret"),
+            "E_AUTH_DISABLED AUTH disabled",
+            true,
+        ),
+        // RDY, FIN, REQ, TOUCH once subscribed
+        case(
+            Sub,
+            "RDY abc\n",
+            "E_INVALID RDY could not parse count abc",
+            true,
+        ),
+        case(
+            Sub,
+            "RDY -1\n",
+            "E_INVALID RDY could not parse count -1",
+            true,
+        ),
+        case(
+            Sub,
+            "RDY 2501\n",
+            "E_INVALID RDY count 2501 out of range 0-2500",
+            true,
+        ),
+        case(
+            Sub,
+            "FIN\n",
+            "E_INVALID FIN insufficient number of params",
+            true,
+        ),
+        case(Sub, "FIN abc\n", "E_INVALID Invalid Message ID", true),
+        case(
+            Sub,
+            "FIN 0123456789abcdef0\n",
+            "E_INVALID Invalid Message ID",
+            true,
+        ),
+        case(
+            Sub,
+            format!("REQ {UNKNOWN_ID}\n"),
+            "E_INVALID REQ insufficient number of params",
+            true,
+        ),
+        case(Sub, "REQ abc 0\n", "E_INVALID Invalid Message ID", true),
+        case(
+            Sub,
+            format!("REQ {UNKNOWN_ID} abc\n"),
+            "E_INVALID REQ could not parse timeout abc",
+            true,
+        ),
+        case(
+            Sub,
+            "TOUCH\n",
+            "E_INVALID TOUCH insufficient number of params",
+            true,
+        ),
+        case(Sub, "TOUCH abc\n", "E_INVALID Invalid Message ID", true),
+        // the three non-fatal ones
+        case(
+            Sub,
+            format!("FIN {UNKNOWN_ID}\n"),
+            "E_FIN_FAILED FIN 0123456789abcdef failed ID not in flight",
+            false,
+        ),
+        case(
+            Sub,
+            format!("REQ {UNKNOWN_ID} 0\n"),
+            "E_REQ_FAILED REQ 0123456789abcdef failed ID not in flight",
+            false,
+        ),
+        case(
+            Sub,
+            format!("REQ {UNKNOWN_ID} 1000\n"),
+            "E_REQ_FAILED REQ 0123456789abcdef failed ID not in flight",
+            false,
+        ),
+        case(
+            Sub,
+            format!("TOUCH {UNKNOWN_ID}\n"),
+            "E_TOUCH_FAILED TOUCH 0123456789abcdef failed ID not in flight",
+            false,
+        ),
+    ];
+    run_cases(&nsqd, cases).await;
+    stop(nsqd).await;
+}
+
+/// Size limits come from the options: max-msg-size for PUB/DPUB/each MPUB message,
+/// max-body-size for MPUB, IDENTIFY and AUTH bodies; the MPUB count is capped at
+/// (max-body-size - 4) / 5. Exactly max-msg-size is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_limits_follow_options() {
+    use Before::Nothing;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.max_msg_size = 10;
+    options.max_body_size = 100;
+    let nsqd = common::start_with(options).await;
+
+    let mut client = Client::connect(&nsqd).await;
+    client.publish("limits", b"0123456789").await;
+    client.send(&dpub_cmd("limits", 10, b"0123456789")).await;
+    client.expect_ok().await;
+    client
+        .send(&mpub_cmd("limits", &[b"0123456789", b"x"]))
+        .await;
+    client.expect_ok().await;
+
+    let cases = vec![
+        case(
+            Nothing,
+            pub_cmd("limits", b"0123456789a"),
+            "E_BAD_MESSAGE PUB message too big 11 > 10",
+            true,
+        ),
+        case(
+            Nothing,
+            dpub_cmd("limits", 10, b"0123456789a"),
+            "E_BAD_MESSAGE DPUB message too big 11 > 10",
+            true,
+        ),
+        case(
+            Nothing,
+            mpub_cmd("limits", &[b"abc", b"0123456789a"]),
+            "E_BAD_MESSAGE MPUB message too big 11 > 10",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("MPUB limits", 101),
+            "E_BAD_BODY MPUB body too big 101 > 100",
+            true,
+        ),
+        case(
+            Nothing,
+            with_body("MPUB limits", &20u32.to_be_bytes()),
+            "E_BAD_BODY MPUB invalid message count 20",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("IDENTIFY", 101),
+            "E_BAD_BODY IDENTIFY body too big 101 > 100",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("AUTH", 101),
+            "E_BAD_BODY AUTH body too big 101 > 100",
+            true,
+        ),
+    ];
+    run_cases(&nsqd, cases).await;
+    stop(nsqd).await;
+}
+
+/// channel.go AddClient: beyond max-channel-consumers SUB fails with
+/// `E_SUB_FAILED SUB failed consumers for <topic>:<channel> exceeds limit of <n>`, fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_beyond_max_channel_consumers_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.max_channel_consumers = 1;
+    let nsqd = common::start_with(options).await;
+
+    let mut first = subscribe(&nsqd, "crowd", "c", 0).await;
+    let mut second = Client::connect(&nsqd).await;
+    second.line("SUB crowd c").await;
+    second
+        .expect_error("E_SUB_FAILED SUB failed consumers for crowd:c exceeds limit of 1")
+        .await;
+    second.expect_closed().await;
+    // Another channel of the same topic has its own limit.
+    subscribe(&nsqd, "crowd", "d", 0).await.expect_open().await;
+    first.expect_open().await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client states
+// ---------------------------------------------------------------------------------------------
+
+/// init: RDY/FIN/REQ/TOUCH/CLS are refused. subscribed: IDENTIFY/SUB/AUTH are refused. All
+/// fatal `E_INVALID cannot <CMD> in current state`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_in_the_wrong_state_are_fatal() {
+    use Before::{Nothing, Sub};
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let cases = vec![
+        case(
+            Nothing,
+            "RDY 1\n",
+            "E_INVALID cannot RDY in current state",
+            true,
+        ),
+        case(
+            Nothing,
+            format!("FIN {UNKNOWN_ID}\n"),
+            "E_INVALID cannot FIN in current state",
+            true,
+        ),
+        case(
+            Nothing,
+            format!("REQ {UNKNOWN_ID} 0\n"),
+            "E_INVALID cannot REQ in current state",
+            true,
+        ),
+        case(
+            Nothing,
+            format!("TOUCH {UNKNOWN_ID}\n"),
+            "E_INVALID cannot TOUCH in current state",
+            true,
+        ),
+        case(
+            Nothing,
+            "CLS\n",
+            "E_INVALID cannot CLS in current state",
+            true,
+        ),
+        case(
+            Sub,
+            identify_cmd("{}"),
+            "E_INVALID cannot IDENTIFY in current state",
+            true,
+        ),
+        case(
+            Sub,
+            "SUB errors c\n",
+            "E_INVALID cannot SUB in current state",
+            true,
+        ),
+        case(
+            Sub,
+            "SUB other d\n",
+            "E_INVALID cannot SUB in current state",
+            true,
+        ),
+        case(
+            Sub,
+            with_body("AUTH", b"secret"),
+            "E_INVALID cannot AUTH in current state",
+            true,
+        ),
+    ];
+    run_cases(&nsqd, cases).await;
+
+    // PUB, MPUB, DPUB and NOP work in every state.
+    let mut client = subscribe(&nsqd, "states", "c", 0).await;
+    client.line("NOP").await;
+    client.expect_open().await;
+    client.send(&mpub_cmd("probe", &[b"a", b"b"])).await;
+    client.expect_ok().await;
+    client.send(&dpub_cmd("probe", 10, b"a")).await;
+    client.expect_ok().await;
+    stop(nsqd).await;
+}
+
+/// CLS → `CLOSE_WAIT`; then RDY is ignored (no error, nothing delivered); FIN still allowed
+/// (non-fatal E_FIN_FAILED for an unknown ID); a second CLS is fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cls_answers_close_wait_then_rdy_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut client = subscribe(&nsqd, "closing", "c", 0).await;
+    client.line("CLS").await;
+    client.expect_response(b"CLOSE_WAIT").await;
+    client.line("RDY 5").await;
+    client.expect_open().await;
+
+    Client::connect(&nsqd)
+        .await
+        .publish("closing", b"not for you")
+        .await;
+    client.expect_quiet(QUIET).await;
+
+    client.line(&format!("FIN {UNKNOWN_ID}")).await;
+    client
+        .expect_error("E_FIN_FAILED FIN 0123456789abcdef failed ID not in flight")
+        .await;
+    client.expect_open().await;
+
+    client.line("CLS").await;
+    client
+        .expect_error("E_INVALID cannot CLS in current state")
+        .await;
+    client.expect_closed().await;
+
+    // The message stays for the next consumer.
+    let mut next = subscribe(&nsqd, "closing", "c", 1).await;
+    assert_eq!(next.expect_message().await.body, b"not for you");
+    stop(nsqd).await;
+}
+
+/// CLS with a message in flight: it can still be FINed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fin_after_cls_finishes_in_flight_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut client = subscribe(&nsqd, "drain", "c", 1).await;
+    Client::connect(&nsqd).await.publish("drain", b"m").await;
+    let msg = client.expect_message().await;
+    client.line("CLS").await;
+    client.expect_response(b"CLOSE_WAIT").await;
+    client.line(&format!("FIN {}", msg.id)).await;
+    client.expect_open().await;
+    wait_channel_stat(&h, "drain", "c", "in_flight_count", 0).await;
+    wait_channel_stat(&h, "drain", "c", "depth", 0).await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// IDENTIFY and AUTH
+// ---------------------------------------------------------------------------------------------
+
+/// Plain IDENTIFY → `OK`; with feature_negotiation → one JSON response frame with Go's 13 keys
+/// in Go's order, the defaults, and no TLS/snappy/deflate even when asked for (so the stream
+/// stays plain and SUB works).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_ok_and_feature_negotiation() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut plain = Client::connect(&nsqd).await;
+    plain
+        .send(&identify_cmd(
+            r#"{"client_id":"c1","hostname":"h","user_agent":"test/1.0","unknown_field":1}"#,
+        ))
+        .await;
+    plain.expect_ok().await;
+    plain.line("SUB ident c").await;
+    plain.expect_ok().await;
+
+    let mut negotiated = Client::connect(&nsqd).await;
+    negotiated
+        .send(&identify_cmd(
+            r#"{"feature_negotiation":true,"tls_v1":true,"snappy":true,"deflate":true,"deflate_level":3}"#,
+        ))
+        .await;
+    let frame = negotiated.frame().await;
+    assert_eq!(frame.kind, RESPONSE, "got {frame:?}");
+    let reply: Value = serde_json::from_slice(&frame.data).expect("negotiation reply is JSON");
+    let keys: Vec<&str> = reply
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "max_rdy_count",
+            "version",
+            "max_msg_timeout",
+            "msg_timeout",
+            "tls_v1",
+            "deflate",
+            "deflate_level",
+            "max_deflate_level",
+            "snappy",
+            "sample_rate",
+            "auth_required",
+            "output_buffer_size",
+            "output_buffer_timeout",
+        ],
+        "keys (in Go's order) of {reply}"
+    );
+    assert!(reply["version"].is_string(), "{reply}");
+    let expected = [
+        ("max_rdy_count", Value::from(2500)),
+        ("max_msg_timeout", Value::from(900_000)),
+        ("msg_timeout", Value::from(60_000)),
+        ("tls_v1", Value::from(false)),
+        ("deflate", Value::from(false)),
+        // Go 1.3.0 reports 6 unless deflate is negotiated.
+        ("deflate_level", Value::from(6)),
+        ("max_deflate_level", Value::from(6)),
+        ("snappy", Value::from(false)),
+        ("sample_rate", Value::from(0)),
+        ("auth_required", Value::from(false)),
+        ("output_buffer_size", Value::from(16_384)),
+        ("output_buffer_timeout", Value::from(250)),
+    ];
+    // Value mismatches are collected so one run lists them all.
+    let mut mismatches = Vec::new();
+    let mut check = |label: &str, reply: &Value, key: &str, want: Value| {
+        if reply[key] != want {
+            mismatches.push(format!("{label}: {key} = {}, Go sends {want}", reply[key]));
+        }
+    };
+    for (key, value) in expected {
+        check("defaults", &reply, key, value);
+    }
+    // Nothing else follows (no TLS/snappy/deflate OK frames), and the stream is still plain.
+    negotiated.line("SUB ident c").await;
+    negotiated.expect_ok().await;
+
+    // The client's own settings come back in the reply.
+    let mut custom = Client::connect(&nsqd).await;
+    custom
+        .send(&identify_cmd(
+            r#"{"feature_negotiation":true,"msg_timeout":5000,"sample_rate":10,"output_buffer_size":1024,"output_buffer_timeout":100,"heartbeat_interval":2000}"#,
+        ))
+        .await;
+    let reply: Value = serde_json::from_slice(&custom.frame().await.data).unwrap();
+    check("client settings", &reply, "msg_timeout", Value::from(5000));
+    check("client settings", &reply, "sample_rate", Value::from(10));
+    check(
+        "client settings",
+        &reply,
+        "output_buffer_size",
+        Value::from(1024),
+    );
+    check(
+        "client settings",
+        &reply,
+        "output_buffer_timeout",
+        Value::from(100),
+    );
+    custom.expect_open().await;
+
+    // client_v2.go SetOutputBuffer: size -1 means a 1-byte buffer and no flush timeout.
+    let mut unbuffered = Client::connect(&nsqd).await;
+    unbuffered
+        .send(&identify_cmd(
+            r#"{"feature_negotiation":true,"output_buffer_size":-1}"#,
+        ))
+        .await;
+    let reply: Value = serde_json::from_slice(&unbuffered.frame().await.data).unwrap();
+    check(
+        "output_buffer_size -1",
+        &reply,
+        "output_buffer_size",
+        Value::from(1),
+    );
+    check(
+        "output_buffer_size -1",
+        &reply,
+        "output_buffer_timeout",
+        Value::from(0),
+    );
+    unbuffered.expect_open().await;
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    stop(nsqd).await;
+}
+
+/// client_v2.go bounds: each field out of range is a fatal
+/// `E_BAD_BODY IDENTIFY <field> (<v>) is invalid`; bad JSON, size 0, negative and too-big
+/// sizes have their own texts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_errors() {
+    use Before::Nothing;
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let bad = |json: &str, text: &str| case(Nothing, identify_cmd(json), text, true);
+    let cases = vec![
+        bad(
+            r#"{"heartbeat_interval":999}"#,
+            "E_BAD_BODY IDENTIFY heartbeat interval (999) is invalid",
+        ),
+        bad(
+            r#"{"heartbeat_interval":60001}"#,
+            "E_BAD_BODY IDENTIFY heartbeat interval (60001) is invalid",
+        ),
+        bad(
+            r#"{"heartbeat_interval":-2}"#,
+            "E_BAD_BODY IDENTIFY heartbeat interval (-2) is invalid",
+        ),
+        bad(
+            r#"{"output_buffer_size":63}"#,
+            "E_BAD_BODY IDENTIFY output buffer size (63) is invalid",
+        ),
+        bad(
+            r#"{"output_buffer_size":65537}"#,
+            "E_BAD_BODY IDENTIFY output buffer size (65537) is invalid",
+        ),
+        bad(
+            r#"{"output_buffer_timeout":24}"#,
+            "E_BAD_BODY IDENTIFY output buffer timeout (24) is invalid",
+        ),
+        bad(
+            r#"{"output_buffer_timeout":30001}"#,
+            "E_BAD_BODY IDENTIFY output buffer timeout (30001) is invalid",
+        ),
+        bad(
+            r#"{"sample_rate":100}"#,
+            "E_BAD_BODY IDENTIFY sample rate (100) is invalid",
+        ),
+        bad(
+            r#"{"sample_rate":-1}"#,
+            "E_BAD_BODY IDENTIFY sample rate (-1) is invalid",
+        ),
+        bad(
+            r#"{"msg_timeout":999}"#,
+            "E_BAD_BODY IDENTIFY msg timeout (999) is invalid",
+        ),
+        bad(
+            r#"{"msg_timeout":900001}"#,
+            "E_BAD_BODY IDENTIFY msg timeout (900001) is invalid",
+        ),
+        bad("{", "E_BAD_BODY IDENTIFY failed to decode JSON body"),
+        bad("not json", "E_BAD_BODY IDENTIFY failed to decode JSON body"),
+        bad(
+            r#"{"heartbeat_interval":"1000"}"#,
+            "E_BAD_BODY IDENTIFY failed to decode JSON body",
+        ),
+        bad(
+            r#"{"heartbeat_interval":1000.5}"#,
+            "E_BAD_BODY IDENTIFY failed to decode JSON body",
+        ),
+        // Go decodes into a struct with these fields too, so a wrong type fails even though
+        // the feature is not offered.
+        bad(
+            r#"{"tls_v1":"yes"}"#,
+            "E_BAD_BODY IDENTIFY failed to decode JSON body",
+        ),
+        bad(
+            r#"{"deflate_level":"max"}"#,
+            "E_BAD_BODY IDENTIFY failed to decode JSON body",
+        ),
+        case(
+            Nothing,
+            with_size("IDENTIFY", 0),
+            "E_BAD_BODY IDENTIFY invalid body size 0",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("IDENTIFY", 0x8000_0000),
+            "E_BAD_BODY IDENTIFY invalid body size -2147483648",
+            true,
+        ),
+        case(
+            Nothing,
+            with_size("IDENTIFY", 5_242_881),
+            "E_BAD_BODY IDENTIFY body too big 5242881 > 5242880",
+            true,
+        ),
+    ];
+    run_cases(&nsqd, cases).await;
+
+    // The bounds themselves are accepted.
+    for json in [
+        r#"{"heartbeat_interval":1000}"#,
+        r#"{"heartbeat_interval":60000}"#,
+        r#"{"heartbeat_interval":-1}"#,
+        r#"{"output_buffer_size":64,"output_buffer_timeout":25}"#,
+        r#"{"output_buffer_size":65536,"output_buffer_timeout":30000}"#,
+        r#"{"output_buffer_size":-1,"output_buffer_timeout":-1}"#,
+        r#"{"sample_rate":0}"#,
+        r#"{"sample_rate":99}"#,
+        r#"{"msg_timeout":1000}"#,
+        r#"{"msg_timeout":900000}"#,
+        // Go's json.Unmarshal of null (the body, or a field) is a no-op, not an error.
+        "null",
+        r#"{"sample_rate":null,"heartbeat_interval":null,"client_id":null}"#,
+    ] {
+        let mut client = Client::connect(&nsqd).await;
+        client.send(&identify_cmd(json)).await;
+        let frame = client.frame().await;
+        assert_eq!(frame.raw, frame_bytes(RESPONSE, b"OK"), "{json}: {frame:?}");
+    }
+    stop(nsqd).await;
+}
+
+/// IDENTIFY msg_timeout sets this client's in-flight timeout (1 s instead of the default 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_msg_timeout_applies_to_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut client = Client::connect(&nsqd).await;
+    client.send(&identify_cmd(r#"{"msg_timeout":1000}"#)).await;
+    client.expect_ok().await;
+    client.line("SUB short c").await;
+    client.expect_ok().await;
+    client.line("RDY 1").await;
+    Client::connect(&nsqd).await.publish("short", b"m").await;
+    let first = client.expect_message().await;
+    let delivered = Instant::now();
+    let again = client.expect_message().await;
+    assert!(
+        delivered.elapsed() >= Duration::from_millis(950),
+        "redelivered after {:?}, before the 1 s msg_timeout",
+        delivered.elapsed()
+    );
+    assert_eq!((again.id.as_str(), again.attempts), (first.id.as_str(), 2));
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MPUB
+// ---------------------------------------------------------------------------------------------
+
+/// MPUB → `OK` and every message delivered; a failing MPUB queues none of its messages, even
+/// those before the bad one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpub_delivers_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.max_msg_size = 10;
+    options.max_body_size = 100;
+    let nsqd = common::start_with(options).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut producer = Client::connect(&nsqd).await;
+    producer
+        .send(&mpub_cmd("batch", &[b"one", b"two", b"three"]))
+        .await;
+    producer.expect_ok().await;
+    wait_topic_count(&h, "batch", 3).await;
+
+    let failing: Vec<(Vec<u8>, &str)> = vec![
+        (
+            mpub_cmd("batch", &[b"good", b"0123456789a"]),
+            "E_BAD_MESSAGE MPUB message too big 11 > 10",
+        ),
+        (
+            mpub_cmd("batch", &[b"good", b"also good", b""]),
+            "E_BAD_MESSAGE MPUB invalid message(2) body size 0",
+        ),
+        (
+            with_body("MPUB batch", &0u32.to_be_bytes()),
+            "E_BAD_BODY MPUB invalid message count 0",
+        ),
+    ];
+    for (command, error) in failing {
+        let mut client = Client::connect(&nsqd).await;
+        client.send(&command).await;
+        client.expect_error(error).await;
+        client.expect_closed().await;
+    }
+    // The same checks on a topic that did not exist: no messages appear there either.
+    let mut client = Client::connect(&nsqd).await;
+    client
+        .send(&mpub_cmd("batch_new", &[b"good", b"0123456789a"]))
+        .await;
+    client
+        .expect_error("E_BAD_MESSAGE MPUB message too big 11 > 10")
+        .await;
+    client.expect_closed().await;
+
+    let stats = common::stats(&h).await;
+    assert_eq!(
+        find_topic(&stats, "batch").expect("topic batch")["message_count"],
+        3,
+        "{stats}"
+    );
+    if let Some(topic) = find_topic(&stats, "batch_new") {
+        assert_eq!(topic["message_count"], 0, "{stats}");
+        assert_eq!(topic["depth"], 0, "{stats}");
+    }
+
+    let mut consumer = subscribe(&nsqd, "batch", "c", 10).await;
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let msg = consumer.expect_message().await;
+        assert_eq!(msg.attempts, 1);
+        consumer.line(&format!("FIN {}", msg.id)).await;
+        bodies.push(String::from_utf8(msg.body).unwrap());
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["one", "three", "two"]);
+    consumer.expect_quiet(QUIET).await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DPUB
+// ---------------------------------------------------------------------------------------------
+
+/// DPUB 200 ms: not delivered before 200 ms, delivered after. The maximum (max-req-timeout)
+/// is inclusive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpub_defers_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut consumer = subscribe(&nsqd, "later", "c", 1).await;
+    let mut producer = Client::connect(&nsqd).await;
+
+    let sent = Instant::now();
+    producer.send(&dpub_cmd("later", 200, b"deferred")).await;
+    producer.expect_ok().await;
+    let msg = consumer.expect_message().await;
+    let elapsed = sent.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "DPUB 200 delivered after only {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "DPUB 200 took {elapsed:?}"
+    );
+    assert_eq!((msg.attempts, msg.body.as_slice()), (1, &b"deferred"[..]));
+
+    producer.send(&dpub_cmd("far", 3_600_000, b"x")).await;
+    producer.expect_ok().await;
+    producer.send(&dpub_cmd("now", 0, b"x")).await;
+    producer.expect_ok().await;
+    stop(nsqd).await;
+}
+
+/// A DPUB message waits in the channel's deferred queue (deferred_count) until due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpub_counts_as_deferred_in_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = subscribe(&nsqd, "deferred", "c", 1).await;
+    let sent = Instant::now();
+    let mut producer = Client::connect(&nsqd).await;
+    producer.send(&dpub_cmd("deferred", 1500, b"d")).await;
+    producer.expect_ok().await;
+    wait_channel_stat(&h, "deferred", "c", "deferred_count", 1).await;
+    let msg = consumer.expect_message().await;
+    assert!(sent.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(msg.body, b"d");
+    wait_channel_stat(&h, "deferred", "c", "deferred_count", 0).await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// REQ, TOUCH, in-flight timeouts
+// ---------------------------------------------------------------------------------------------
+
+/// REQ 0 → redelivered at once with attempts 2 (same ID, body, timestamp); REQ 800 → deferred
+/// (deferred_count 1), redelivered no sooner; a REQ timeout over max-req-timeout is clamped to
+/// it, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_requeues_now_or_deferred_and_clamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.max_req_timeout = Duration::from_secs(1);
+    let nsqd = common::start_with(options).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = subscribe(&nsqd, "retry", "c", 1).await;
+    Client::connect(&nsqd)
+        .await
+        .publish("retry", b"again")
+        .await;
+    let first = consumer.expect_message().await;
+    assert_eq!(first.attempts, 1);
+
+    let sent = Instant::now();
+    consumer.line(&format!("REQ {} 0", first.id)).await;
+    let second = consumer.expect_message().await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "REQ 0 redelivered only after {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(second.attempts, 2);
+    assert_eq!(
+        (&second.id, &second.body, second.timestamp),
+        (&first.id, &first.body, first.timestamp)
+    );
+
+    let sent = Instant::now();
+    consumer.line(&format!("REQ {} 800", second.id)).await;
+    wait_channel_stat(&h, "retry", "c", "deferred_count", 1).await;
+    let third = consumer.expect_message().await;
+    let elapsed = sent.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(800),
+        "REQ 800 redelivered after {elapsed:?}"
+    );
+    assert_eq!((third.id.as_str(), third.attempts), (first.id.as_str(), 3));
+
+    let sent = Instant::now();
+    consumer.line(&format!("REQ {} 3600000", third.id)).await;
+    // Clamped to max-req-timeout (1 s): no error...
+    consumer.expect_open().await;
+    // ...and redelivered after about 1 s, not an hour.
+    let fourth = consumer.expect_message().await;
+    let elapsed = sent.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1000),
+        "clamped REQ redelivered after {elapsed:?}"
+    );
+    assert_eq!(
+        (fourth.id.as_str(), fourth.attempts),
+        (first.id.as_str(), 4)
+    );
+
+    consumer.line(&format!("FIN {}", fourth.id)).await;
+    consumer.expect_open().await;
+    wait_channel_stat(&h, "retry", "c", "requeue_count", 3).await;
+    wait_channel_stat(&h, "retry", "c", "in_flight_count", 0).await;
+    wait_channel_stat(&h, "retry", "c", "deferred_count", 0).await;
+    stop(nsqd).await;
+}
+
+/// With msg-timeout 1 s, a message not FINed is redelivered after ~1 s with attempts 2 and
+/// timeout_count 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_message_times_out_and_is_redelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.msg_timeout = Duration::from_secs(1);
+    let nsqd = common::start_with(options).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = subscribe(&nsqd, "slow", "c", 1).await;
+    Client::connect(&nsqd).await.publish("slow", b"work").await;
+    let first = consumer.expect_message().await;
+    let delivered = Instant::now();
+    let again = consumer.expect_message().await;
+    let elapsed = delivered.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "redelivered after {elapsed:?}, before msg-timeout"
+    );
+    assert_eq!((again.id.as_str(), again.attempts), (first.id.as_str(), 2));
+    assert_eq!(again.body, b"work");
+    wait_channel_stat(&h, "slow", "c", "timeout_count", 1).await;
+
+    consumer.line(&format!("FIN {}", again.id)).await;
+    consumer.expect_open().await;
+    wait_channel_stat(&h, "slow", "c", "in_flight_count", 0).await;
+    stop(nsqd).await;
+}
+
+/// TOUCH at ~600 ms of a 1 s timeout pushes the deadline to ~1.6 s: nothing is redelivered
+/// before 1.2 s (the original deadline passed), and the redelivery comes after 1.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_extends_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.msg_timeout = Duration::from_secs(1);
+    let nsqd = common::start_with(options).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = subscribe(&nsqd, "touchy", "c", 1).await;
+    Client::connect(&nsqd).await.publish("touchy", b"t").await;
+    let first = consumer.expect_message().await;
+    let delivered = Instant::now();
+
+    sleep_until(delivered + Duration::from_millis(600)).await;
+    consumer.line(&format!("TOUCH {}", first.id)).await;
+    consumer
+        .expect_quiet_until(delivered + Duration::from_millis(1200))
+        .await;
+
+    let again = consumer.expect_message().await;
+    let elapsed = delivered.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "redelivered after {elapsed:?} despite TOUCH at 600 ms"
+    );
+    assert_eq!((again.id.as_str(), again.attempts), (first.id.as_str(), 2));
+    wait_channel_stat(&h, "touchy", "c", "timeout_count", 1).await;
+    stop(nsqd).await;
+}
+
+/// channel.go TouchMessage: a TOUCH never pushes the deadline past delivery +
+/// max-msg-timeout (here 1.2 s, while TOUCH at 0.7 s + msg-timeout 1 s would give 1.7 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_is_capped_at_max_msg_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.msg_timeout = Duration::from_secs(1);
+    options.max_msg_timeout = Duration::from_millis(1200);
+    let nsqd = common::start_with(options).await;
+
+    let mut consumer = subscribe(&nsqd, "capped", "c", 1).await;
+    Client::connect(&nsqd).await.publish("capped", b"t").await;
+    let first = consumer.expect_message().await;
+    let delivered = Instant::now();
+    sleep_until(delivered + Duration::from_millis(700)).await;
+    consumer.line(&format!("TOUCH {}", first.id)).await;
+    let again = consumer.expect_message().await;
+    let elapsed = delivered.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1100) && elapsed < Duration::from_millis(1550),
+        "redelivered after {elapsed:?}; Go caps the TOUCHed deadline at delivery + 1.2 s"
+    );
+    assert_eq!((again.id.as_str(), again.attempts), (first.id.as_str(), 2));
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heartbeats
+// ---------------------------------------------------------------------------------------------
+
+/// IDENTIFY heartbeat_interval 1000: a `_heartbeat_` response frame within 1.5 s; a client
+/// that never answers is dropped after 2 intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_gets_heartbeats_then_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut client = Client::connect(&nsqd).await;
+    let sent = Instant::now();
+    client
+        .send(&identify_cmd(r#"{"heartbeat_interval":1000}"#))
+        .await;
+    client.expect_ok().await;
+    let beat = client.frame_within(Duration::from_millis(1500)).await;
+    assert_eq!(
+        beat.raw,
+        [&[0, 0, 0, 15, 0, 0, 0, 0][..], b"_heartbeat_"].concat(),
+        "got {beat:?}"
+    );
+
+    let deadline = sent + Duration::from_millis(3500);
+    loop {
+        match client.next_until(deadline).await {
+            Next::Frame(frame) => assert_eq!(frame.raw, beat.raw, "got {frame:?}"),
+            Next::Closed(_) => break,
+            Next::Quiet => panic!("silent client still connected 3.5 s after IDENTIFY"),
+        }
+    }
+    let closed_after = sent.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(1800),
+        "dropped after {closed_after:?}, before 2 heartbeat intervals"
+    );
+    stop(nsqd).await;
+}
+
+/// A client that answers heartbeats with NOP stays connected well past 2 intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_answering_heartbeats_stays_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut client = Client::connect(&nsqd).await;
+    client
+        .send(&identify_cmd(r#"{"heartbeat_interval":1000}"#))
+        .await;
+    client.expect_ok().await;
+    client.line("SUB beats c").await;
+    client.expect_ok().await;
+    for _ in 0..3 {
+        client.expect_response(b"_heartbeat_").await;
+        client.line("NOP").await;
+    }
+    client.expect_open().await;
+    stop(nsqd).await;
+}
+
+/// heartbeat_interval -1 disables heartbeats, and SUB is then refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_refused_with_heartbeats_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut client = Client::connect(&nsqd).await;
+    client
+        .send(&identify_cmd(r#"{"heartbeat_interval":-1}"#))
+        .await;
+    client.expect_ok().await;
+    client.line("SUB t c").await;
+    client
+        .expect_error("E_INVALID cannot SUB with heartbeats disabled")
+        .await;
+    client.expect_closed().await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RDY flow control
+// ---------------------------------------------------------------------------------------------
+
+/// RDY 2 with 5 published: exactly 2 arrive until one is FINed; RDY 0 stops delivery; RDY
+/// with no count means 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdy_limits_messages_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = subscribe(&nsqd, "flow", "c", 0).await;
+    let mut producer = Client::connect(&nsqd).await;
+    for i in 0..5 {
+        producer.publish("flow", format!("m{i}").as_bytes()).await;
+    }
+    // RDY 0 after SUB: nothing yet.
+    consumer.expect_quiet(QUIET).await;
+
+    consumer.line("RDY 2").await;
+    let mut seen = BTreeSet::new();
+    let a = consumer.expect_message().await;
+    let b = consumer.expect_message().await;
+    consumer.expect_quiet(QUIET).await;
+    wait_channel_stat(&h, "flow", "c", "in_flight_count", 2).await;
+
+    consumer.line(&format!("FIN {}", a.id)).await;
+    let c = consumer.expect_message().await;
+    consumer.expect_quiet(QUIET).await;
+    for msg in [&a, &b, &c] {
+        seen.insert(String::from_utf8(msg.body.clone()).unwrap());
+    }
+
+    consumer.line(&format!("FIN {}", b.id)).await;
+    consumer.line(&format!("FIN {}", c.id)).await;
+    let d = consumer.expect_message().await;
+    let e = consumer.expect_message().await;
+    for msg in [&d, &e] {
+        seen.insert(String::from_utf8(msg.body.clone()).unwrap());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+
+    // RDY 0 stops delivery (the probe's OK proves RDY 0 was processed first).
+    consumer.line("RDY 0").await;
+    consumer.expect_open().await;
+    consumer.line(&format!("FIN {}", d.id)).await;
+    consumer.line(&format!("FIN {}", e.id)).await;
+    producer.publish("flow", b"held").await;
+    consumer.expect_quiet(QUIET).await;
+
+    // RDY with no count is RDY 1.
+    consumer.line("RDY").await;
+    let held = consumer.expect_message().await;
+    assert_eq!(held.body, b"held");
+    producer.publish("flow", b"next").await;
+    consumer.expect_quiet(QUIET).await;
+    consumer.line(&format!("FIN {}", held.id)).await;
+    assert_eq!(consumer.expect_message().await.body, b"next");
+    stop(nsqd).await;
+}
+
+/// max-rdy-count comes from the options.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdy_range_follows_max_rdy_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.max_rdy_count = 5;
+    let nsqd = common::start_with(options).await;
+
+    let mut ok = subscribe(&nsqd, "r", "c", 5).await;
+    ok.expect_open().await;
+    let mut bad = subscribe(&nsqd, "r", "c", 6).await;
+    bad.expect_error("E_INVALID RDY count 6 out of range 0-5")
+        .await;
+    bad.expect_closed().await;
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fan-out and sharing
+// ---------------------------------------------------------------------------------------------
+
+/// Two channels each get every message; two consumers of one channel share its messages,
+/// each delivered once in total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_fan_out_and_consumers_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let mut first = subscribe(&nsqd, "fan", "one", 20).await;
+    let mut second = subscribe(&nsqd, "fan", "two", 20).await;
+    let mut share_a = subscribe(&nsqd, "fan", "shared", 20).await;
+    let mut share_b = subscribe(&nsqd, "fan", "shared", 20).await;
+
+    let mut producer = Client::connect(&nsqd).await;
+    let expected: BTreeSet<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for body in &expected {
+        producer.publish("fan", body.as_bytes()).await;
+    }
+
+    // Each channel gets every message, with the topic's ID and timestamp (topic.go copies
+    // the message per channel keeping both).
+    let mut copies = Vec::new();
+    for consumer in [&mut first, &mut second] {
+        let mut got = std::collections::BTreeMap::new();
+        for _ in 0..10 {
+            let msg = consumer.expect_message().await;
+            consumer.line(&format!("FIN {}", msg.id)).await;
+            let body = String::from_utf8(msg.body).unwrap();
+            assert!(got.insert(body, (msg.id, msg.timestamp)).is_none());
+        }
+        assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), expected);
+        consumer.expect_quiet(QUIET).await;
+        copies.push(got);
+    }
+    assert_eq!(
+        copies[0], copies[1],
+        "channels got different IDs or timestamps"
+    );
+
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while got.len() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "shared channel delivered only {got:?}"
+        );
+        for consumer in [&mut share_a, &mut share_b] {
+            if let Next::Frame(frame) = consumer.next_within(Duration::from_millis(20)).await {
+                let msg = frame.message();
+                assert_eq!(msg.attempts, 1);
+                consumer.line(&format!("FIN {}", msg.id)).await;
+                got.push(String::from_utf8(msg.body).unwrap());
+            }
+        }
+    }
+    share_a.expect_quiet(QUIET).await;
+    share_b.expect_quiet(Duration::from_millis(50)).await;
+    got.sort();
+    assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, pause, delete, ephemeral channels
+// ---------------------------------------------------------------------------------------------
+
+/// Names follow `^[.a-zA-Z0-9_-]+(#ephemeral)?$`, 1..64 bytes including the suffix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_and_channel_names_follow_nsq_rules() {
+    use Before::Nothing;
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+
+    let longest = "a".repeat(64);
+    let longest_ephemeral = format!("{}#ephemeral", "b".repeat(54));
+    let mut client = Client::connect(&nsqd).await;
+    for name in [
+        "a.b-c_D9",
+        longest.as_str(),
+        "x#ephemeral",
+        &longest_ephemeral,
+    ] {
+        client.publish(name, b"ok").await;
+    }
+    let mut consumer = Client::connect(&nsqd).await;
+    consumer
+        .line(&format!("SUB {longest_ephemeral} {longest_ephemeral}"))
+        .await;
+    consumer.expect_ok().await;
+
+    let too_long_ephemeral = format!("{}#ephemeral", "b".repeat(55));
+    // (raw name bytes, the name as Go's %q prints it)
+    let bad_names: Vec<(Vec<u8>, String)> = vec![
+        (b"#ephemeral".to_vec(), r##""#ephemeral""##.into()),
+        (
+            b"a#ephemeral#ephemeral".to_vec(),
+            r##""a#ephemeral#ephemeral""##.into(),
+        ),
+        (b"a#eph".to_vec(), r##""a#eph""##.into()),
+        (b"a\tb".to_vec(), r##""a\tb""##.into()),
+        (b"a\x01b".to_vec(), r##""a\x01b""##.into()),
+        ("ü".as_bytes().to_vec(), r##""ü""##.into()),
+        (b"a\xffb".to_vec(), r##""a\xffb""##.into()),
+        (b"a\"b".to_vec(), r##""a\"b""##.into()),
+        (
+            too_long_ephemeral.clone().into_bytes(),
+            format!("\"{too_long_ephemeral}\""),
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (name, quoted) in bad_names {
+        let mut command = [&b"PUB "[..], &name, b"\n"].concat();
+        command.extend_from_slice(&[0, 0, 0, 1, b'x']);
+        cases.push(case(
+            Nothing,
+            command,
+            &format!("E_BAD_TOPIC PUB topic name {quoted} is not valid"),
+            true,
+        ));
+    }
+    cases.push(case(
+        Nothing,
+        "SUB t c#ephemeral#ephemeral\n",
+        "E_BAD_CHANNEL SUB channel name \"c#ephemeral#ephemeral\" is not valid",
+        true,
+    ));
+    run_cases(&nsqd, cases).await;
+    stop(nsqd).await;
+}
+
+/// A paused channel delivers nothing until unpaused; a paused topic copies nothing to its
+/// channels until unpaused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_topic_or_channel_holds_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+    let mut producer = Client::connect(&nsqd).await;
+
+    let mut consumer = subscribe(&nsqd, "pausing", "c", 10).await;
+    let reply = common::post(&format!("{h}/channel/pause?topic=pausing&channel=c")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    producer.publish("pausing", b"held by channel").await;
+    consumer.expect_quiet(QUIET).await;
+    let reply = common::post(&format!("{h}/channel/unpause?topic=pausing&channel=c")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let msg = consumer.expect_message().await;
+    assert_eq!(msg.body, b"held by channel");
+    consumer.line(&format!("FIN {}", msg.id)).await;
+
+    let reply = common::post(&format!("{h}/topic/pause?topic=pausing")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    producer.publish("pausing", b"held by topic").await;
+    consumer.expect_quiet(QUIET).await;
+    let reply = common::post(&format!("{h}/topic/unpause?topic=pausing")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(consumer.expect_message().await.body, b"held by topic");
+    stop(nsqd).await;
+}
+
+/// channel.go exit: deleting a channel (or its topic) closes its consumers' connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_channel_or_topic_disconnects_its_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut on_channel = subscribe(&nsqd, "doomed", "c", 1).await;
+    let mut on_other = subscribe(&nsqd, "doomed", "d", 1).await;
+    let reply = common::post(&format!("{h}/channel/delete?topic=doomed&channel=c")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    on_channel.expect_closed().await;
+    on_other.expect_open().await;
+
+    let reply = common::post(&format!("{h}/topic/delete?topic=doomed")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    on_other.expect_closed().await;
+    stop(nsqd).await;
+}
+
+/// An ephemeral channel goes when its last consumer leaves; an ephemeral topic goes with its
+/// last channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_channel_and_topic_go_with_their_last_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let first = subscribe(&nsqd, "lasting", "c#ephemeral", 0).await;
+    let second = subscribe(&nsqd, "lasting", "c#ephemeral", 0).await;
+    let only = subscribe(&nsqd, "brief#ephemeral", "c#ephemeral", 0).await;
+    let stats = common::stats(&h).await;
+    assert!(
+        find_channel(&stats, "lasting", "c#ephemeral").is_some(),
+        "{stats}"
+    );
+    assert!(
+        find_channel(&stats, "brief#ephemeral", "c#ephemeral").is_some(),
+        "{stats}"
+    );
+
+    drop(first);
+    // One consumer left: the channel stays (checked after the other topic is gone below).
+    drop(only);
+    let hh = h.as_str();
+    common::eventually(
+        "ephemeral topic brief#ephemeral removed",
+        move || async move {
+            find_topic(&common::stats(hh).await, "brief#ephemeral")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let stats = common::stats(&h).await;
+    assert!(
+        find_channel(&stats, "lasting", "c#ephemeral").is_some(),
+        "removed while a consumer remains: {stats}"
+    );
+
+    drop(second);
+    common::eventually(
+        "ephemeral channel lasting/c#ephemeral removed",
+        move || async move {
+            find_channel(&common::stats(hh).await, "lasting", "c#ephemeral")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let stats = common::stats(&h).await;
+    assert!(
+        find_topic(&stats, "lasting").is_some(),
+        "a normal topic stays: {stats}"
+    );
+    stop(nsqd).await;
+}
+
+/// Beyond --mem-queue-size, messages go to the backend (backend_depth) and are still
+/// delivered whole, each once, with attempts 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_beyond_mem_queue_size_are_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.mem_queue_size = 5;
+    let nsqd = common::start_with(options).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = subscribe(&nsqd, "overflow", "c", 0).await;
+    let mut producer = Client::connect(&nsqd).await;
+    let mut expected = BTreeSet::new();
+    for i in 0..20 {
+        let body = format!("single-{i}");
+        producer.publish("overflow", body.as_bytes()).await;
+        expected.insert(body);
+    }
+    let batch: Vec<String> = (0..20).map(|i| format!("batch-{i}")).collect();
+    let batch_refs: Vec<&[u8]> = batch.iter().map(|b| b.as_bytes()).collect();
+    producer.send(&mpub_cmd("overflow", &batch_refs)).await;
+    producer.expect_ok().await;
+    expected.extend(batch.iter().cloned());
+
+    wait_channel_stat(&h, "overflow", "c", "depth", 40).await;
+    wait_channel_stat(&h, "overflow", "c", "backend_depth", 35).await;
+
+    consumer.line("RDY 100").await;
+    let mut got = BTreeSet::new();
+    for _ in 0..40 {
+        let msg = consumer.expect_message().await;
+        assert_eq!(msg.attempts, 1);
+        consumer.line(&format!("FIN {}", msg.id)).await;
+        assert!(
+            got.insert(String::from_utf8(msg.body).unwrap()),
+            "duplicate"
+        );
+    }
+    assert_eq!(got, expected);
+    consumer.expect_quiet(QUIET).await;
+    wait_channel_stat(&h, "overflow", "c", "depth", 0).await;
+    stop(nsqd).await;
+}
+
+/// guid.go: an ID is the hex of `(ts - twepoch) << 22 | node_id << 12 | sequence`, where
+/// `ts = UnixNano >> 20` (pseudo-milliseconds) and `twepoch = 1288834974288`. IDs of messages
+/// published one after another are unique and increasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_ids_follow_gos_guid_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(dir.path());
+    options.node_id = 777;
+    let nsqd = common::start_with(options).await;
+
+    let mut consumer = subscribe(&nsqd, "ids", "c", 100).await;
+    let mut producer = Client::connect(&nsqd).await;
+    let before = now_ns() >> 20;
+    for i in 0..50u32 {
+        producer.publish("ids", &i.to_be_bytes()).await;
+    }
+    let after = now_ns() >> 20;
+    let mut by_order = vec![String::new(); 50];
+    for _ in 0..50 {
+        let msg = consumer.expect_message().await;
+        let i = u32::from_be_bytes(msg.body[..4].try_into().unwrap()) as usize;
+        by_order[i] = msg.id;
+    }
+    for pair in by_order.windows(2) {
+        assert!(
+            pair[0] < pair[1],
+            "IDs not increasing: {} then {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let mut problems = Vec::new();
+    for id in [&by_order[0], &by_order[49]] {
+        let value = u64::from_str_radix(id, 16).unwrap();
+        let node = (value >> 12) & 0x3ff;
+        if node != 777 {
+            problems.push(format!("{id}: node bits {node}, want 777"));
+        }
+        let ts = (value >> 22) as i64 + 1_288_834_974_288;
+        if ts < before - 1 || ts > after + 1 {
+            problems.push(format!(
+                "{id}: time part {ts} is not UnixNano>>20 at publication ({before}..{after})"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipelining and partial writes
+// ---------------------------------------------------------------------------------------------
+
+/// Commands written back to back in one write are answered in order; a command split across
+/// writes (even inside the size or body) is read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_and_split_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut client = Client::connect(&nsqd).await;
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        batch.extend_from_slice(b"NOP\n");
+        batch.extend_from_slice(&pub_cmd("piped", format!("p{i}").as_bytes()));
+    }
+    batch.extend_from_slice(&mpub_cmd("piped", &[b"m1", b"m2"]));
+    batch.extend_from_slice(&dpub_cmd("piped", 0, b"d"));
+    client.send(&batch).await;
+    for _ in 0..52 {
+        client.expect_ok().await;
+    }
+    wait_topic_count(&h, "piped", 53).await;
+
+    let whole = pub_cmd("split", b"split body");
+    for piece in [&whole[..2], &whole[2..8], &whole[8..11], &whole[11..]] {
+        client.send(piece).await;
+        tokio::task::yield_now().await;
+    }
+    client.expect_ok().await;
+    let mut consumer = subscribe(&nsqd, "split", "c", 1).await;
+    assert_eq!(consumer.expect_message().await.body, b"split body");
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients in /stats
+// ---------------------------------------------------------------------------------------------
+
+/// A consumer's IDENTIFY data and counters show in its channel's `clients`; state is Go's
+/// number (3 subscribed, 4 closing); a producer's pub_counts show under `producers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_show_tcp_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut consumer = Client::connect(&nsqd).await;
+    let local = consumer.stream.local_addr().unwrap().to_string();
+    consumer
+        .send(&identify_cmd(
+            r#"{"client_id":"cid","hostname":"host.example","user_agent":"proto-test/1.0"}"#,
+        ))
+        .await;
+    consumer.expect_ok().await;
+    consumer.line("SUB statsy c").await;
+    consumer.expect_ok().await;
+    consumer.line("RDY 3").await;
+
+    let mut producer = Client::connect(&nsqd).await;
+    let producer_local = producer.stream.local_addr().unwrap().to_string();
+    producer.publish("statsy", b"a").await;
+    producer.send(&mpub_cmd("statsy", &[b"b", b"c"])).await;
+    producer.expect_ok().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(consumer.expect_message().await.id);
+    }
+    consumer.line(&format!("FIN {}", ids[0])).await;
+    consumer.line(&format!("REQ {} 60000", ids[1])).await;
+    consumer.expect_open().await;
+
+    let stats = common::stats(&h).await;
+    let channel = find_channel(&stats, "statsy", "c").expect("channel statsy/c");
+    assert_eq!(channel["client_count"], 1, "{channel}");
+    let clients = channel["clients"].as_array().expect("clients list");
+    assert_eq!(clients.len(), 1, "{channel}");
+    let client = &clients[0];
+    let expected = [
+        ("client_id", Value::from("cid")),
+        ("hostname", Value::from("host.example")),
+        ("user_agent", Value::from("proto-test/1.0")),
+        ("version", Value::from("V2")),
+        ("remote_address", Value::from(local.as_str())),
+        ("state", Value::from(3)),
+        ("ready_count", Value::from(3)),
+        ("in_flight_count", Value::from(1)),
+        ("message_count", Value::from(3)),
+        ("finish_count", Value::from(1)),
+        ("requeue_count", Value::from(1)),
+        ("sample_rate", Value::from(0)),
+        ("deflate", Value::from(false)),
+        ("snappy", Value::from(false)),
+        ("tls", Value::from(false)),
+    ];
+    let mismatches: Vec<String> = expected
+        .iter()
+        .filter(|(key, want)| client[*key] != *want)
+        .map(|(key, want)| format!("{key} = {}, want {want}", client[*key]))
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{}\nin {client}",
+        mismatches.join("\n")
+    );
+    assert!(client["connect_ts"].is_u64(), "{client}");
+
+    let producers = stats["producers"].as_array().expect("producers list");
+    let entry = producers
+        .iter()
+        .find(|p| p["remote_address"] == producer_local.as_str())
+        .unwrap_or_else(|| panic!("producer {producer_local} missing from {stats}"));
+    assert_eq!(
+        entry["pub_counts"],
+        serde_json::json!([{"topic": "statsy", "count": 3}]),
+        "{entry}"
+    );
+
+    consumer.line("CLS").await;
+    consumer.expect_response(b"CLOSE_WAIT").await;
+    let hh = h.as_str();
+    common::eventually(
+        "client state 4 (closing), ready_count 0",
+        move || async move {
+            let stats = common::stats(hh).await;
+            let client = &find_channel(&stats, "statsy", "c")?["clients"][0];
+            (client["state"] == 4 && client["ready_count"] == 0).then_some(())
+        },
+    )
+    .await;
+    stop(nsqd).await;
+}
+
+/// stats.go ClientV2Stats: a plain consumer's entry has exactly Go's keys (`authed`,
+/// `auth_identity`, `auth_identity_url` and `pub_counts` are omitempty, so absent here), and
+/// before any IDENTIFY its client_id and hostname are its remote host (client_v2.go
+/// newClientV2: `net.SplitHostPort(conn.RemoteAddr())`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_client_entry_matches_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let _consumer = subscribe(&nsqd, "keys", "c", 1).await;
+    let stats = common::stats(&h).await;
+    let client = &find_channel(&stats, "keys", "c").expect("channel")["clients"][0];
+    let keys: BTreeSet<&str> = client
+        .as_object()
+        .unwrap_or_else(|| panic!("no client entry in {stats}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let go: BTreeSet<&str> = [
+        "client_id",
+        "hostname",
+        "version",
+        "remote_address",
+        "state",
+        "ready_count",
+        "in_flight_count",
+        "message_count",
+        "finish_count",
+        "requeue_count",
+        "connect_ts",
+        "sample_rate",
+        "deflate",
+        "snappy",
+        "user_agent",
+        "tls",
+        "tls_cipher_suite",
+        "tls_version",
+        "tls_negotiated_protocol",
+        "tls_negotiated_protocol_is_mutual",
+    ]
+    .into_iter()
+    .collect();
+    let mut problems = Vec::new();
+    let extra: Vec<_> = keys.difference(&go).collect();
+    if !extra.is_empty() {
+        problems.push(format!("keys Go does not send: {extra:?}"));
+    }
+    let missing: Vec<_> = go.difference(&keys).collect();
+    if !missing.is_empty() {
+        problems.push(format!("keys missing: {missing:?}"));
+    }
+    for key in ["client_id", "hostname"] {
+        if client[key] != "127.0.0.1" {
+            problems.push(format!(
+                "{key} = {} before IDENTIFY, Go sends the remote host \"127.0.0.1\"",
+                client[key]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}\nin {client}", problems.join("\n"));
+    stop(nsqd).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A consumer that never reads
+// ---------------------------------------------------------------------------------------------
+
+/// A consumer with RDY 2500 that never reads its socket while 20 MB go to its channel does not
+/// stall the broker: PUBs, HTTP /ping and other consumers keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_that_never_reads_does_not_stall_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let stuck = subscribe(&nsqd, "flood", "stuck", 2500).await;
+    let mut reader = subscribe(&nsqd, "flood", "reader", 100).await;
+
+    let started = Instant::now();
+    let mut producer = Client::connect(&nsqd).await;
+    let body = vec![b'x'; 1_000_000];
+    for _ in 0..20 {
+        producer.publish("flood", &body).await;
+    }
+
+    let ping = timeout(WAIT, common::get(&format!("{h}/ping")))
+        .await
+        .expect("/ping answers while a consumer is stuck");
+    assert_eq!((ping.status, ping.body.as_str()), (200, "OK"));
+
+    let mut other = Client::connect(&nsqd).await;
+    other.publish("flood", b"after the flood").await;
+    other.publish("elsewhere", b"unrelated").await;
+
+    let mut big = 0;
+    for _ in 0..21 {
+        let msg = reader.expect_message().await;
+        reader.line(&format!("FIN {}", msg.id)).await;
+        if msg.body.len() == body.len() {
+            assert!(msg.body == body, "a 1 MB body came back altered");
+            big += 1;
+        } else {
+            assert_eq!(msg.body, b"after the flood");
+        }
+    }
+    assert_eq!(big, 20);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(stuck);
+    stop(nsqd).await;
+}
