@@ -31,7 +31,7 @@ use crate::tcp::session::Session;
 /// What a command may use.
 pub struct Cx<'a> {
     pub broker: &'a Arc<Broker>,
-    pub options: Arc<NsqdOptions>,
+    pub options: &'a NsqdOptions,
     pub session: &'a Arc<Session>,
     pub reader: &'a mut BufReader<OwnedReadHalf>,
 }

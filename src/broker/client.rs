@@ -102,9 +102,12 @@ impl ClientInfo {
         ready > 0 && self.in_flight_count.load(Ordering::Acquire) < ready
     }
 
-    /// A message left flight (finished, requeued or timed out).
+    /// A message left flight (finished, requeued or timed out). The pump is woken only when
+    /// this makes room under RDY: a wake-up per FIN would cost more than the delivery.
     pub fn left_flight(&self) {
-        self.in_flight_count.fetch_sub(1, Ordering::AcqRel);
-        self.wake.notify_one();
+        let before = self.in_flight_count.fetch_sub(1, Ordering::AcqRel);
+        if before >= self.ready_count.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
     }
 }

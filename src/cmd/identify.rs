@@ -81,7 +81,7 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?
         .unwrap_or_default();
 
-    let opts = &cx.options;
+    let opts = cx.options;
     let mut settings = cx.session.settings();
     let max_ms = |d: Duration| d.as_millis() as i64;
     settings.heartbeat_interval = match data.heartbeat_interval.unwrap_or(0) {

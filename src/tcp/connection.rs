@@ -103,8 +103,14 @@ async fn command_loop(
     reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
 ) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(128);
+    // The options in force, refreshed only when they change (PUT /config), not per command.
+    let mut options_changes = context.options.watch();
+    let mut options = options_changes.borrow_and_update().clone();
     loop {
         line.clear();
+        if options_changes.has_changed().unwrap_or(false) {
+            options = options_changes.borrow_and_update().clone();
+        }
         let deadline = session.settings().heartbeat_interval.map(|i| i * 2);
         let read = async {
             let mut limited = (&mut *reader).take(MAX_LINE);
@@ -139,7 +145,7 @@ async fn command_loop(
         let params: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
         let mut cx = Cx {
             broker: &context.broker,
-            options: context.options.get(),
+            options: &options,
             session,
             reader,
         };

@@ -13,38 +13,48 @@ use super::session::Session;
 use crate::broker::client_state;
 use crate::protocol::{FRAME_MESSAGE, HEARTBEAT};
 
+/// Far enough away to mean "not armed" for a reusable timer.
+fn never() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
 /// Runs until the session ends or a write fails.
+///
+/// The timers and cancellation futures live across iterations (a fresh one per iteration
+/// would register and unregister itself every time round), and the loop goes round once per
+/// batch of messages, not once per message.
 pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
     let mut settings = session.settings();
-    let mut next_heartbeat = settings.heartbeat_interval.map(|i| Instant::now() + i);
-    let mut flush_by: Option<Instant> = None;
+    let heartbeat = tokio::time::sleep_until(
+        settings
+            .heartbeat_interval
+            .map_or_else(never, |i| Instant::now() + i),
+    );
+    tokio::pin!(heartbeat);
+    let flush_timer = tokio::time::sleep_until(never());
+    tokio::pin!(flush_timer);
+    let mut flush_armed = false;
+    let exit = session.exit.clone().cancelled_owned();
+    tokio::pin!(exit);
+    let mut channel_exit = None;
     let mut channel_changes = None;
     loop {
         let subscription = session.subscription.get();
         if channel_changes.is_none() {
-            channel_changes = subscription.map(|(_, c)| c.watch_changes());
+            if let Some((_, channel)) = subscription {
+                channel_changes = Some(channel.watch_changes());
+                channel_exit = Some(Box::pin(channel.exit_token().clone().cancelled_owned()));
+            }
         }
         let receiving = subscription.is_some_and(|(_, channel)| {
             !channel.is_paused()
                 && session.info.state.load(Ordering::Acquire) == client_state::SUBSCRIBED
                 && session.info.is_ready()
         });
-        if !receiving && flush_by.is_some() {
+        if !receiving && flush_armed {
             session.output.lock().await.flush().await?;
-            flush_by = None;
+            flush_armed = false;
         }
-        let heartbeat_at = async {
-            match next_heartbeat {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let flush_at = async {
-            match flush_by {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         let channel_changed = async {
             match channel_changes.as_mut() {
                 Some(changes) => {
@@ -56,8 +66,8 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
             }
         };
         let channel_gone = async {
-            match subscription {
-                Some((_, channel)) => channel.exit_token().cancelled().await,
+            match channel_exit.as_mut() {
+                Some(gone) => gone.await,
                 None => std::future::pending().await,
             }
         };
@@ -68,31 +78,35 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
             }
         };
         tokio::select! {
-            _ = session.exit.cancelled() => return Ok(()),
+            _ = &mut exit => return Ok(()),
             _ = channel_gone => {
                 session.exit.cancel();
                 return Ok(());
             }
             _ = session.changed.notified() => {
-                let new = session.session_settings_changed(&mut settings);
-                if new {
-                    next_heartbeat = settings.heartbeat_interval.map(|i| Instant::now() + i);
+                if session.session_settings_changed(&mut settings) {
+                    let next = settings.heartbeat_interval.map_or_else(never, |i| Instant::now() + i);
+                    heartbeat.as_mut().reset(next);
                 }
             }
             _ = session.info.wake.notified() => {}
             _ = channel_changed => {}
-            _ = heartbeat_at => {
+            _ = &mut heartbeat, if settings.heartbeat_interval.is_some() => {
                 session.respond(HEARTBEAT).await?;
-                next_heartbeat = settings.heartbeat_interval.map(|i| Instant::now() + i);
+                let next = settings.heartbeat_interval.map_or_else(never, |i| Instant::now() + i);
+                heartbeat.as_mut().reset(next);
             }
-            _ = flush_at => {
+            _ = &mut flush_timer, if flush_armed => {
                 session.output.lock().await.flush().await?;
-                flush_by = None;
+                flush_armed = false;
             }
             message = next_message => {
                 let (Some(message), Some((_, channel))) = (message, subscription) else { continue };
                 let mut output = session.output.lock().await;
                 let mut next = Some(message);
+                // Messages written but not yet recorded in flight: recorded together (one lock,
+                // one clock read), always before the bytes can reach the client.
+                let mut sent = Vec::new();
                 // Take whatever else is waiting while the client is ready: one flush for many.
                 while let Some(mut message) = next.take() {
                     if settings.sample_rate == 0 || fastrand::u32(0..100) < u32::from(settings.sample_rate) {
@@ -104,8 +118,9 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
                         message.encode(buffer);
                         session.info.in_flight_count.fetch_add(1, Ordering::AcqRel);
                         session.info.message_count.fetch_add(1, Ordering::Relaxed);
-                        channel.start_in_flight(message, session.info.id, settings.msg_timeout);
+                        sent.push(message);
                         if output.is_full() {
+                            channel.start_in_flight(sent.drain(..), session.info.id, settings.msg_timeout);
                             output.flush().await?;
                         }
                     }
@@ -113,12 +128,14 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
                         next = channel.try_next_message();
                     }
                 }
+                channel.start_in_flight(sent.drain(..), session.info.id, settings.msg_timeout);
                 if settings.output_buffer_size <= 1 || channel.depth() == 0 || !session.info.is_ready() {
                     output.flush().await?;
-                    flush_by = None;
-                } else if output.is_dirty() && flush_by.is_none() {
+                    flush_armed = false;
+                } else if output.is_dirty() && !flush_armed {
                     let timeout = settings.output_buffer_timeout.unwrap_or(Duration::from_millis(250));
-                    flush_by = Some(Instant::now() + timeout);
+                    flush_timer.as_mut().reset(Instant::now() + timeout);
+                    flush_armed = true;
                 }
             }
         }
