@@ -19,6 +19,7 @@ pub mod names;
 pub mod nsqd;
 pub mod nsqd_dat;
 pub mod protocol;
+pub mod queue;
 pub mod tcp;
 
 /// The Go NSQ release whose protocols and formats rnsq speaks; reported wherever nsqd reports

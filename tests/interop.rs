@@ -105,8 +105,9 @@ async fn consumer(
     consumer
 }
 
-/// The next message on `consumer`, without a deadline. A connection failure fails the test:
-/// tokio-nsq reports any fatal error frame from the broker that way.
+/// The next message on `consumer`, without a deadline. tokio-nsq 0.14 builds its `Unhealthy`
+/// event but never sends it (the send is not awaited), and reconnects quietly after a fatal error
+/// frame, so a connection the broker closed shows up as a missed deadline, not here.
 async fn next_message(consumer: &mut NSQConsumer) -> NSQMessage {
     loop {
         match consumer.consume().await {
@@ -644,5 +645,56 @@ async fn in_flight_message_of_a_closed_consumer_goes_to_another() {
     );
 
     drop((second, producer));
+    stop(nsqd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_cannot_extend_past_max_msg_timeout() {
+    const TOUCH_EVERY: Duration = Duration::from_millis(200);
+    const TOUCH_UNTIL: Duration = Duration::from_millis(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::options(dir.path());
+    opts.msg_timeout = Duration::from_secs(1);
+    opts.max_msg_timeout = Duration::from_millis(1200);
+    let nsqd = common::start_with(opts).await;
+    let topic = topic("interop_touch_cap");
+
+    let mut consumer = consumer(&nsqd, &topic, "c", 1).await;
+    let mut producer = producer(&nsqd).await;
+    publish_all(&mut producer, &topic, &[b"capped".to_vec()]).await;
+
+    // Touched every 200 ms until 1 s: uncapped it would time out at 2 s; capped, at 1.2 s after
+    // delivery. Touching stops well before the cap so that no TOUCH meets a message that is not
+    // in flight (tokio-nsq treats E_TOUCH_FAILED as fatal).
+    let message = expect_message(&mut consumer, "the message").await;
+    let received = Instant::now();
+    let mut touches = 1;
+    let again = within("the redelivery at max_msg_timeout", async {
+        loop {
+            let next_touch = received + TOUCH_EVERY * touches;
+            let touching = next_touch - received <= TOUCH_UNTIL;
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_touch.into()), if touching => {
+                    message.touch().await;
+                    touches += 1;
+                }
+                again = next_message(&mut consumer) => break again,
+            }
+        }
+    })
+    .await;
+    let waited = received.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1150) && waited < Duration::from_millis(1600),
+        "redelivered {waited:?} after delivery; TOUCH must be capped at max_msg_timeout 1.2s"
+    );
+    assert_eq!((again.id, again.attempt), (message.id, 2));
+    again.finish().await;
+    drop(message);
+
+    let c = settled(&nsqd, "interop_touch_cap", "c").await;
+    assert_counters(&c, 1, 0, 1);
+
+    drop((consumer, producer));
     stop(nsqd).await;
 }

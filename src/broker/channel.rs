@@ -20,6 +20,7 @@ use super::client::ClientInfo;
 use super::latency::LatencyWindow;
 use crate::message::{Message, MessageId};
 use crate::names;
+use crate::queue::MessageQueue;
 
 /// Why FIN, REQ or TOUCH failed; the text is Go's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -98,9 +99,7 @@ pub struct Channel {
     ephemeral: bool,
     paused: AtomicBool,
     deleted: AtomicBool,
-    queue_tx: flume::Sender<Message>,
-    queue_rx: flume::Receiver<Message>,
-    mem_queue_size: usize,
+    queue: MessageQueue,
     flights: Mutex<Flights>,
     timer: Notify,
     pub message_count: AtomicU64,
@@ -128,15 +127,12 @@ impl Channel {
         mem_queue_size: usize,
         latency_window: Option<Duration>,
     ) -> Self {
-        let (queue_tx, queue_rx) = flume::unbounded();
         Channel {
             name: name.into(),
             ephemeral: names::is_ephemeral(name),
             paused: AtomicBool::new(paused),
             deleted: AtomicBool::new(false),
-            queue_tx,
-            queue_rx,
-            mem_queue_size,
+            queue: MessageQueue::in_memory(mem_queue_size),
             flights: Mutex::new(Flights::default()),
             timer: Notify::new(),
             message_count: AtomicU64::new(0),
@@ -210,8 +206,9 @@ impl Channel {
     }
 
     fn requeue_internal(&self, message: Message) {
-        // The receiver lives as long as the channel: sending cannot fail.
-        let _ = self.queue_tx.send(message);
+        if let Err(e) = self.queue.put(message) {
+            tracing::error!(channel = %self.name, error = %e, "message dropped");
+        }
     }
 
     /// Holds a message for `delay`, then queues it.
@@ -234,22 +231,22 @@ impl Channel {
     /// The next queued message, waiting for one. Cancel-safe: a message is taken only when
     /// the future completes.
     pub async fn next_message(&self) -> Option<Message> {
-        self.queue_rx.recv_async().await.ok()
+        self.queue.next().await
     }
 
     /// The next queued message, if one is waiting now.
     pub fn try_next_message(&self) -> Option<Message> {
-        self.queue_rx.try_recv().ok()
+        self.queue.try_next()
     }
 
     /// Messages waiting for a consumer.
     pub fn depth(&self) -> usize {
-        self.queue_rx.len()
+        self.queue.depth()
     }
 
-    /// Of [`Channel::depth`], those beyond `--mem-queue-size` (the part a disk queue will hold).
+    /// Of [`Channel::depth`], those in the backend (beyond `--mem-queue-size`).
     pub fn backend_depth(&self) -> usize {
-        self.depth().saturating_sub(self.mem_queue_size)
+        self.queue.backend_depth()
     }
 
     /// (in flight, deferred) counts.
@@ -385,7 +382,7 @@ impl Channel {
 
     /// Drops every queued, in-flight and deferred message.
     pub fn empty(&self) {
-        while self.queue_rx.try_recv().is_ok() {}
+        self.queue.empty();
         let clients = self.clients();
         let mut flights = self.flights();
         flights.in_flight.clear();

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::channel::Channel;
 use crate::message::Message;
 use crate::names;
+use crate::queue::MessageQueue;
 
 /// Where a topic is in its life. Only `Live` topics are visible to readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +37,7 @@ pub struct Topic {
     channels: Mutex<BTreeMap<String, Arc<Channel>>>,
     /// Held across a whole metadata change of this topic (persist, apply, announce).
     pub(crate) change_lock: Arc<tokio::sync::Mutex<()>>,
-    queue_tx: flume::Sender<Message>,
-    queue_rx: flume::Receiver<Message>,
-    mem_queue_size: usize,
+    queue: MessageQueue,
     pub message_count: AtomicU64,
     pub message_bytes: AtomicU64,
     /// Bumped on start, pause, unpause and channel changes, so that the pump looks again.
@@ -48,11 +47,8 @@ pub struct Topic {
 
 impl Topic {
     pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize) -> Self {
-        let (queue_tx, queue_rx) = flume::unbounded();
         Topic {
-            queue_tx,
-            queue_rx,
-            mem_queue_size,
+            queue: MessageQueue::in_memory(mem_queue_size),
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
             changes: watch::channel(0).0,
@@ -103,24 +99,25 @@ impl Topic {
             self.message_count.fetch_add(1, Ordering::Relaxed);
             self.message_bytes
                 .fetch_add(message.body.len() as u64, Ordering::Relaxed);
-            // The receiver lives as long as the topic: sending cannot fail.
-            let _ = self.queue_tx.send(message);
+            if let Err(e) = self.queue.put(message) {
+                tracing::error!(topic = %self.name, error = %e, "message dropped");
+            }
         }
     }
 
     /// Messages not yet copied to channels.
     pub fn depth(&self) -> usize {
-        self.queue_rx.len()
+        self.queue.depth()
     }
 
     /// Of [`Topic::depth`], those beyond `--mem-queue-size`.
     pub fn backend_depth(&self) -> usize {
-        self.depth().saturating_sub(self.mem_queue_size)
+        self.queue.backend_depth()
     }
 
     /// Drops the messages not yet copied to channels.
     pub fn empty(&self) {
-        while self.queue_rx.try_recv().is_ok() {}
+        self.queue.empty();
     }
 
     /// Copies queued messages to every channel while the topic is started, unpaused and has
@@ -145,14 +142,14 @@ impl Topic {
                     _ = shutdown.cancelled() => return,
                     _ = self.exit.cancelled() => return,
                     _ = changes.changed() => break,
-                    message = self.queue_rx.recv_async() => {
-                        let Ok(message) = message else { return };
+                    message = self.queue.next() => {
+                        let Some(message) = message else { return };
                         copy_to(&channels, message);
                         // Drain what else is waiting before looking at the other events again.
                         for _ in 0..PUMP_BATCH {
-                            match self.queue_rx.try_recv() {
-                                Ok(message) => copy_to(&channels, message),
-                                Err(_) => break,
+                            match self.queue.try_next() {
+                                Some(message) => copy_to(&channels, message),
+                                None => break,
                             }
                         }
                     }
