@@ -1,7 +1,7 @@
 //! A message as nsqd moves it: ID, body, creation time and delivery attempts, and its wire
 //! form inside a message frame: `[8-byte BE timestamp ns][2-byte BE attempts][16-byte ID][body]`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes};
 
@@ -23,8 +23,9 @@ pub struct Message {
     pub timestamp: i64,
     /// Deliveries so far; incremented just before each delivery.
     pub attempts: u16,
-    /// For DPUB: how long to hold it before the first delivery.
-    pub deferred: Duration,
+    /// For DPUB: milliseconds to hold it before the first delivery (at most max-req-timeout,
+    /// an hour by default). Milliseconds in a u32 keep a queued message at 64 bytes.
+    pub deferred_ms: u32,
 }
 
 /// Nanoseconds since the Unix epoch, now.
@@ -43,7 +44,7 @@ impl Message {
             body,
             timestamp: now_ns(),
             attempts: 0,
-            deferred: Duration::ZERO,
+            deferred_ms: 0,
         }
     }
 

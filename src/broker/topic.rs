@@ -224,10 +224,10 @@ fn copy_to(channels: &[Arc<Channel>], message: Message) {
 }
 
 fn deliver(channel: &Channel, message: Message) {
-    if message.deferred.is_zero() {
+    if message.deferred_ms == 0 {
         channel.put(message);
     } else {
-        let delay = message.deferred;
+        let delay = std::time::Duration::from_millis(u64::from(message.deferred_ms));
         channel.put_deferred(message, delay);
     }
 }

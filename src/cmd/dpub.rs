@@ -3,8 +3,6 @@
 //! # Format
 //! `DPUB <topic> <defer_ms>\n[4-byte size][body]` → `OK`; the delay is 0..=max-req-timeout.
 
-use std::time::Duration;
-
 use super::publish::{publish, read_message_body, topic_param};
 use super::{CmdResult, Cx};
 use crate::message::Message;
@@ -30,6 +28,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     }
     let body = read_message_body(cx, "DPUB").await?;
     let mut message = Message::new(cx.broker.next_id(), body);
-    message.deferred = Duration::from_millis(delay_ms);
+    // Bounded by max-req-timeout above; a limit beyond u32 milliseconds (49 days) saturates.
+    message.deferred_ms = u32::try_from(delay_ms).unwrap_or(u32::MAX);
     publish(cx, topic, vec![message], "E_DPUB_FAILED", "DPUB").await
 }

@@ -1,8 +1,6 @@
 //! `POST /pub` (one message, optional `defer` in ms) and `POST /mpub` (newline-separated, or
 //! `binary=true` for `[4-byte count]([4-byte size][bytes])*`), with Go nsqd's limits and codes.
 
-use std::time::Duration;
-
 use axum::body::{Body, Bytes};
 use axum::extract::RawQuery;
 use axum::http::HeaderMap;
@@ -72,7 +70,8 @@ pub async fn publish(
             if !(0..=max_defer).contains(&ms) {
                 return Err(ApiError::new(400, "INVALID_DEFER"));
             }
-            message.deferred = Duration::from_millis(ms as u64);
+            message.deferred_ms =
+                u32::try_from(ms).map_err(|_| ApiError::new(400, "INVALID_DEFER"))?;
         }
         put(&state, topic, vec![message]).await
     }
