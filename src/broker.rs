@@ -171,15 +171,7 @@ impl Broker {
 
     /// Every connected client, in connection order.
     pub fn clients(&self) -> Vec<Arc<ClientInfo>> {
-        let mut clients: Vec<_> = self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        clients.sort_by_key(|c| c.id);
-        clients
+        client::sorted(&self.clients)
     }
 
     /// A consumer left `channel`: its in-flight messages are requeued, and an ephemeral

@@ -330,10 +330,9 @@ impl MetaStore {
         }
     }
 
-    /// Every topic with its channels and flags, as one consistent snapshot.
-    pub fn snapshot(&self) -> Result<Metadata, StoreError> {
-        let _writer = self.lock_writer();
-        let mut topics = Vec::new();
+    /// Every topic record, in name order; the caller holds the writer lock for consistency.
+    fn read_records(&self) -> Result<Vec<(String, TopicRecord)>, StoreError> {
+        let mut records = Vec::new();
         for entry in self.topics.iter() {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key).into_owned();
@@ -341,8 +340,19 @@ impl MetaStore {
                 topic: name.clone(),
                 reason,
             })?;
-            topics.push(record.to_meta(&name));
+            records.push((name, record));
         }
+        Ok(records)
+    }
+
+    /// Every topic with its channels and flags, as one consistent snapshot.
+    pub fn snapshot(&self) -> Result<Metadata, StoreError> {
+        let _writer = self.lock_writer();
+        let topics = self
+            .read_records()?
+            .iter()
+            .map(|(name, record)| record.to_meta(name))
+            .collect();
         // sled iterates keys in byte order, which is name order for these ASCII names.
         Ok(Metadata { topics })
     }
@@ -376,16 +386,8 @@ impl MetaStore {
     ) -> Result<ImportSummary, StoreError> {
         let _writer = self.lock_writer();
         // The writer lock keeps other writers out between this read and the transaction.
-        let mut existing = std::collections::BTreeMap::new();
-        for entry in self.topics.iter() {
-            let (key, value) = entry?;
-            let name = String::from_utf8_lossy(&key).into_owned();
-            let record = TopicRecord::decode(&value).map_err(|reason| StoreError::Corrupt {
-                topic: name.clone(),
-                reason,
-            })?;
-            existing.insert(name, record);
-        }
+        let existing: std::collections::BTreeMap<String, TopicRecord> =
+            self.read_records()?.into_iter().collect();
         let mut summary = ImportSummary::default();
         let mut writes: Vec<(String, Option<TopicRecord>)> = Vec::new();
         for (done, topic) in import.topics.iter().enumerate() {

@@ -411,15 +411,7 @@ impl Channel {
 
     /// The consumers, in connection order.
     pub fn clients(&self) -> Vec<Arc<ClientInfo>> {
-        let mut clients: Vec<_> = self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        clients.sort_by_key(|c| c.id);
-        clients
+        super::client::sorted(&self.clients)
     }
 
     /// How many consumers there are.

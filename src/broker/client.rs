@@ -8,6 +8,20 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+/// The clients of `map`, in connection order.
+pub(crate) fn sorted(
+    map: &Mutex<std::collections::HashMap<u64, std::sync::Arc<ClientInfo>>>,
+) -> Vec<std::sync::Arc<ClientInfo>> {
+    let mut clients: Vec<_> = map
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    clients.sort_by_key(|c| c.id);
+    clients
+}
+
 /// Go nsqd's client states, as /stats reports them.
 pub mod state {
     pub const INIT: u8 = 0;
