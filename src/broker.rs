@@ -54,6 +54,16 @@ pub enum BrokerError {
     NotLoading,
 }
 
+/// Where a new topic learns the channels it has on other nodes (lookupd knows them).
+pub trait ChannelSource: Send + Sync {
+    /// The channel names `topic` has elsewhere; empty when unknown or unreachable. Must return
+    /// promptly (a topic waits for it before delivering).
+    fn channels_for<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>>;
+}
+
 /// What the broker needs from the options.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -88,6 +98,7 @@ pub struct Broker {
     events: broadcast::Sender<ChangeEvent>,
     store_failure: Mutex<Option<String>>,
     guids: GuidFactory,
+    channel_source: std::sync::RwLock<Option<Arc<dyn ChannelSource>>>,
     /// Owns every topic pump and channel timer.
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -105,6 +116,7 @@ impl Broker {
         Arc::new(Broker {
             store,
             guids: GuidFactory::new(config.node_id),
+            channel_source: std::sync::RwLock::new(None),
             config,
             topics: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
@@ -344,11 +356,12 @@ impl Broker {
                 return Err(e);
             }
             topic.set_state(TopicState::Live);
-            if !self.is_loading() {
-                topic.start();
-            }
             tracing::info!(topic = name, "TOPIC: created");
             self.announce(ChangeEvent::TopicCreated { topic: name.into() });
+            if !self.is_loading() {
+                self.pre_create_channels(&topic).await;
+                topic.start();
+            }
             return Ok(topic);
         }
     }
@@ -460,26 +473,62 @@ impl Broker {
             if !topic.is_live() {
                 return Err(BrokerError::TopicNotFound(topic.name().into()));
             }
-            if let Some(channel) = topic.get_existing_channel(&name) {
-                return Ok(channel);
-            }
-            let ephemeral = topic.is_ephemeral() || crate::names::is_ephemeral(&name);
-            let change = Change::CreateChannel {
-                topic: topic.name().into(),
-                channel: name.clone(),
-            };
-            broker.persist(ephemeral, change).await?;
-            let channel = broker.new_channel(&name, false);
-            topic.lock_channels().insert(name.clone(), channel.clone());
-            topic.changed();
-            tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: created");
-            broker.announce(ChangeEvent::ChannelCreated {
-                topic: topic.name().into(),
-                channel: name,
-            });
-            Ok(channel)
+            broker.add_channel_locked(&topic, &name).await
         })
         .await
+    }
+
+    /// Creates the channel unless present; the caller holds the topic's change lock.
+    async fn add_channel_locked(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        name: &str,
+    ) -> Result<Arc<Channel>, BrokerError> {
+        if let Some(channel) = topic.get_existing_channel(name) {
+            return Ok(channel);
+        }
+        let ephemeral = topic.is_ephemeral() || crate::names::is_ephemeral(name);
+        let change = Change::CreateChannel {
+            topic: topic.name().into(),
+            channel: name.into(),
+        };
+        self.persist(ephemeral, change).await?;
+        let channel = self.new_channel(name, false);
+        topic.lock_channels().insert(name.into(), channel.clone());
+        topic.changed();
+        tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: created");
+        self.announce(ChangeEvent::ChannelCreated {
+            topic: topic.name().into(),
+            channel: name.into(),
+        });
+        Ok(channel)
+    }
+
+    /// Sets where new topics learn the channels they have elsewhere (the lookup loop).
+    pub fn set_channel_source(&self, source: Arc<dyn ChannelSource>) {
+        *self
+            .channel_source
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// Before a topic created at runtime starts delivering, creates the non-ephemeral channels
+    /// it has on other nodes (nsqio/nsq#826), so none of their first messages is lost.
+    async fn pre_create_channels(self: &Arc<Self>, topic: &Arc<Topic>) {
+        let source = self
+            .channel_source
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(source) = source else { return };
+        for name in source.channels_for(topic.name()).await {
+            if !names::is_valid_channel_name(&name) || names::is_ephemeral(&name) {
+                continue;
+            }
+            if let Err(e) = self.add_channel_locked(topic, &name).await {
+                tracing::warn!(topic = topic.name(), channel = %name, error = %e, "cannot pre-create channel");
+            }
+        }
     }
 
     /// Deletes the channel: persisted, removed, announced; its consumers are disconnected. An

@@ -11,6 +11,7 @@ pub mod data_lock;
 pub mod guid;
 pub mod http;
 pub mod loader;
+pub mod lookup;
 pub mod lookup_wire;
 pub mod message;
 pub mod meta_cli;

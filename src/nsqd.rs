@@ -8,7 +8,8 @@
 //! 1. the TCP and HTTP listeners stop accepting;
 //! 2. each TCP connection finishes the command it is running, then closes; its in-flight
 //!    messages go back to their channel's queue; HTTP requests in progress finish;
-//! 3. the `nsqd.dat` keeper writes the file a last time and stops;
+//! 3. the lookup loop closes its lookupd connections; the `nsqd.dat` keeper writes the file a
+//!    last time and stops;
 //! 4. every topic pump and channel timer stops (queued messages live in memory until the
 //!    durability issue gives them a disk queue);
 //! 5. the store is flushed and closed, and the data-path lock released.
@@ -29,6 +30,8 @@ use crate::config::{self, LiveOptions, NsqdOptions};
 use crate::data_lock::{DataLock, Holder, LockError};
 use crate::http::{self, HttpState};
 use crate::loader::{self, LoadError, LoadReport};
+use crate::lookup::{self, LookupChannelSource, LookupContext};
+use crate::lookup_wire::PeerInfo;
 use crate::meta_store::{self, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
 use crate::tcp::{self, TcpContext};
@@ -85,6 +88,14 @@ async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartErr
     TcpListener::bind(socket_address)
         .await
         .map_err(|e| fail(e.to_string()))
+}
+
+fn nonzero_or(port: u16, bound: u16) -> u16 {
+    if port == 0 {
+        bound
+    } else {
+        port
+    }
 }
 
 /// The Go metadata file a first boot imports: `nsqd.dat`, else the legacy `nsqd.<id>.dat`.
@@ -198,6 +209,24 @@ impl Nsqd {
             tcp_address,
             http_address,
         });
+        // Boot replay is over: the lookup loop's first connects announce everything.
+        let lookup_context = LookupContext::new(
+            broker.clone(),
+            PeerInfo {
+                broadcast_address: opts.broadcast_address.clone(),
+                hostname: config::hostname(),
+                tcp_port: nonzero_or(opts.broadcast_tcp_port, tcp_address.port()),
+                http_port: nonzero_or(opts.broadcast_http_port, http_address.port()),
+                version: crate::NSQ_VERSION.into(),
+            },
+            usize::try_from(opts.max_body_size).unwrap_or(usize::MAX),
+        );
+        broker.set_channel_source(Arc::new(LookupChannelSource::new(lookup_context.clone())));
+        tasks.spawn(lookup::run(
+            lookup_context,
+            state.options.clone(),
+            shutdown.clone(),
+        ));
         let tcp_context = Arc::new(TcpContext::new(broker.clone(), state.options.clone()));
         tasks.spawn(tcp::serve(tcp_listener, tcp_context, shutdown.clone()));
         tasks.spawn(dat_keeper::run(
