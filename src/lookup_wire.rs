@@ -90,8 +90,14 @@ mod tests {
     #[test]
     fn commands_are_nsq_v1_lines() {
         assert_eq!(Command::register("t", None).as_bytes(), b"REGISTER t\n");
-        assert_eq!(Command::register("t", Some("c")).as_bytes(), b"REGISTER t c\n");
-        assert_eq!(Command::unregister("t", Some("c")).as_bytes(), b"UNREGISTER t c\n");
+        assert_eq!(
+            Command::register("t", Some("c")).as_bytes(),
+            b"REGISTER t c\n"
+        );
+        assert_eq!(
+            Command::unregister("t", Some("c")).as_bytes(),
+            b"UNREGISTER t c\n"
+        );
         assert_eq!(Command::ping().as_bytes(), b"PING\n");
         let info = PeerInfo {
             broadcast_address: "h".into(),
@@ -103,7 +109,10 @@ mod tests {
         let identify = Command::identify(&info);
         let body = &identify.as_bytes()[13..];
         assert_eq!(&identify.as_bytes()[..9], b"IDENTIFY\n");
-        assert_eq!(u32::from_be_bytes(identify.as_bytes()[9..13].try_into().unwrap()) as usize, body.len());
+        assert_eq!(
+            u32::from_be_bytes(identify.as_bytes()[9..13].try_into().unwrap()) as usize,
+            body.len()
+        );
         let parsed: PeerInfo = serde_json::from_slice(body).unwrap();
         assert_eq!(parsed, info);
         let mut out = Vec::new();
