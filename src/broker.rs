@@ -138,8 +138,14 @@ impl Broker {
         self.guids.next()
     }
 
-    /// Stops every topic pump and channel timer and waits for them.
+    /// Stops every topic pump and channel timer and waits for them, and lets go of the
+    /// channel source (which holds the broker: the cycle must be broken for the store to
+    /// close).
     pub async fn close(&self) {
+        *self
+            .channel_source
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
