@@ -5,6 +5,7 @@
 //! library), modelled on Go NSQ's `bench/bench_writer` and `bench/bench_reader`, and print
 //! their result the way those do: [`rate_line`].
 
+pub mod lookup;
 pub mod meta;
 pub mod pump;
 pub mod reader;

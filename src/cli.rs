@@ -1,5 +1,5 @@
-//! The `rnsq` command line: `rnsq [nsqd] [FLAGS]`, `rnsq meta export|import|check`,
-//! `rnsq bench meta|writer|reader|pump`.
+//! The `rnsq` command line: `rnsq [nsqd] [FLAGS]`, `rnsq nsqlookupd [FLAGS]`,
+//! `rnsq meta export|import|check`, `rnsq bench meta|writer|reader|pump`.
 //!
 //! Go's flag package also accepts single-dash long flags (`-data-path=x`), and nsqd deployment
 //! scripts use them; [`normalize_args`] rewrites those to the double-dash form before parsing.
@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::duration;
 use crate::config::NsqdArgs;
+use crate::nsqlookupd::NsqlookupdArgs;
 
 /// An NSQ-compatible message broker with crash-safe metadata.
 #[derive(Debug, Parser)]
@@ -32,6 +33,9 @@ pub enum Command {
     /// Run the broker (the default)
     #[command(version = version_text())]
     Nsqd(Box<NsqdArgs>),
+    /// Run the lookup daemon (a drop-in for Go's nsqlookupd)
+    #[command(version = version_text())]
+    Nsqlookupd(Box<NsqlookupdArgs>),
     /// Export, import or check topic and channel metadata
     #[command(version = version_text(), subcommand)]
     Meta(MetaCommand),
@@ -42,6 +46,19 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Lookup: announcing every registration to a lookupd on connect, pipelined vs one round trip each
+    #[command(version = version_text())]
+    Lookup {
+        /// Topics to register
+        #[arg(long, default_value_t = 100_000)]
+        topics: usize,
+        /// Channels per topic (0: the topics register alone)
+        #[arg(long, default_value_t = 1)]
+        channels: usize,
+        /// The lookupd to announce to (default: an rnsq nsqlookupd started in this process)
+        #[arg(long, value_name = "ADDR")]
+        lookupd_tcp_address: Option<String>,
+    },
     /// Metadata: create throughput across the run, boot replay time, export time
     #[command(version = version_text())]
     Meta {
@@ -274,5 +291,21 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(Cli::try_parse_from(["rnsq", "bench", "pump", "--runfor", "10"]).is_err());
+        let cli = Cli::try_parse_from(norm(&[
+            "rnsq",
+            "nsqlookupd",
+            "-tcp-address=127.0.0.1:5160",
+            "-tombstone-lifetime",
+            "1m",
+        ]))
+        .unwrap();
+        match cli.command {
+            Some(Command::Nsqlookupd(args)) => {
+                assert_eq!(args.tcp_address.as_deref(), Some("127.0.0.1:5160"));
+                assert_eq!(args.tombstone_lifetime, Some(Duration::from_secs(60)));
+                assert_eq!(args.inactive_producer_timeout, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -10,7 +10,7 @@ mod info;
 mod meta;
 mod params;
 mod publish;
-mod response;
+pub(crate) mod response;
 mod stats;
 mod topic;
 

@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod names;
 pub mod nsqd;
 pub mod nsqd_dat;
+pub mod nsqlookupd;
 pub mod protocol;
 pub mod queue;
 pub mod tcp;

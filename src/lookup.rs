@@ -24,7 +24,7 @@ use crate::config::LiveOptions;
 use crate::lookup_wire::{Command, LookupdInfo, PeerInfo};
 pub use channel_source::LookupChannelSource;
 use peer::PeerMessage;
-pub use peer::{IO_TIMEOUT, PING_INTERVAL};
+pub use peer::{announce_once, PeerError, IO_TIMEOUT, PING_INTERVAL};
 
 /// How many commands may wait for one peer before it is resynchronised instead.
 const PEER_BACKLOG: usize = 4096;

@@ -11,6 +11,7 @@ use tracing_subscriber::reload;
 use rnsq::cli::{normalize_args, BenchCommand, Cli, Command, MetaCommand};
 use rnsq::config::{LiveOptions, LogLevel, NsqdArgs, NsqdOptions};
 use rnsq::nsqd::Nsqd;
+use rnsq::nsqlookupd::{Nsqlookupd, NsqlookupdArgs, NsqlookupdOptions};
 
 fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         None => run_nsqd(&cli.nsqd),
         Some(Command::Nsqd(args)) => run_nsqd(&args),
+        Some(Command::Nsqlookupd(args)) => run_nsqlookupd(&args),
         Some(Command::Meta(command)) => {
             init_plain_logging();
             run_meta(command)
@@ -85,6 +87,17 @@ fn run_meta(command: MetaCommand) -> anyhow::Result<()> {
 fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match command {
+        BenchCommand::Lookup {
+            topics,
+            channels,
+            lookupd_tcp_address,
+        } => {
+            runtime.block_on(rnsq::bench::lookup::run(
+                topics,
+                channels,
+                lookupd_tcp_address,
+            ))?;
+        }
         BenchCommand::Meta {
             topics,
             channels,
@@ -177,6 +190,27 @@ fn run_nsqd(args: &NsqdArgs) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("signal received; shutting down");
         nsqd.shutdown().await;
+        Ok(())
+    })
+}
+
+fn run_nsqlookupd(args: &NsqlookupdArgs) -> anyhow::Result<()> {
+    let options = NsqlookupdOptions::resolve(args)?;
+    tracing_subscriber::registry()
+        .with(level_filter(options.log_level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .try_init()
+        .context("cannot set up logging")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let nsqlookupd = Nsqlookupd::start(options).await?;
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        nsqlookupd.shutdown().await;
         Ok(())
     })
 }

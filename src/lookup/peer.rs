@@ -111,6 +111,19 @@ impl Connection {
 }
 
 async fn connect(address: &str, context: &LookupContext) -> Result<Connection, PeerError> {
+    connect_with_window(address, context, WINDOW)
+        .await
+        .map(|(connection, _)| connection)
+}
+
+/// Connects, IDENTIFYs and announces every registration, `window` commands in flight at a
+/// time (1: one round trip per command, as Go does); returns the connection and how many
+/// registrations were announced.
+async fn connect_with_window(
+    address: &str,
+    context: &LookupContext,
+    window: usize,
+) -> Result<(Connection, usize), PeerError> {
     let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| PeerError::Timeout)??;
@@ -134,15 +147,27 @@ async fn connect(address: &str, context: &LookupContext) -> Result<Connection, P
 
     // One consistent snapshot of what to announce, then windows of pipelined REGISTERs.
     let commands = context.registrations();
-    for window in commands.chunks(WINDOW) {
-        connection.exchange(window, context.max_body_size).await?;
+    for chunk in commands.chunks(window.max(1)) {
+        connection.exchange(chunk, context.max_body_size).await?;
     }
     tracing::info!(
         lookupd = address,
         registrations = commands.len(),
         "LOOKUP: connected and announced"
     );
-    Ok(connection)
+    Ok((connection, commands.len()))
+}
+
+/// For `rnsq bench lookup`: one connect-and-announce to `address` with `window` commands in
+/// flight; returns how many registrations were announced. The connection is then closed.
+pub async fn announce_once(
+    address: &str,
+    context: &LookupContext,
+    window: usize,
+) -> Result<usize, PeerError> {
+    connect_with_window(address, context, window)
+        .await
+        .map(|(_, count)| count)
 }
 
 enum Wake {

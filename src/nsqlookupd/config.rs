@@ -1,0 +1,248 @@
+//! nsqlookupd's options: their defaults, the TOML config file (`--config`, with the keys of Go
+//! nsqlookupd's config file) and the command-line flags (nsqlookupd's names), merged in that
+//! order of precedence: flag over file over default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::{self, duration, ConfigError, LogLevel};
+
+/// nsqlookupd's resolved options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NsqlookupdOptions {
+    pub tcp_address: String,
+    pub http_address: String,
+    /// The address this lookupd reports itself at (IDENTIFY replies).
+    pub broadcast_address: String,
+    /// How long a producer stays listed after its last PING (or IDENTIFY).
+    pub inactive_producer_timeout: Duration,
+    /// How long a tombstoned producer stays hidden from `/lookup`.
+    pub tombstone_lifetime: Duration,
+    pub log_level: LogLevel,
+}
+
+impl Default for NsqlookupdOptions {
+    fn default() -> Self {
+        NsqlookupdOptions {
+            tcp_address: "127.0.0.1:4160".into(),
+            http_address: "127.0.0.1:4161".into(),
+            broadcast_address: config::hostname(),
+            inactive_producer_timeout: Duration::from_secs(300),
+            tombstone_lifetime: Duration::from_secs(45),
+            log_level: LogLevel::Info,
+        }
+    }
+}
+
+/// nsqlookupd's flags. Every one is optional here so that a flag that was not given leaves the
+/// config file's value in place.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NsqlookupdArgs {
+    /// Path to a TOML config file with the keys of nsqlookupd's config file (e.g. tcp_address)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// <addr>:<port> to listen on for TCP clients [default: 127.0.0.1:4160]
+    #[arg(long, value_name = "ADDR")]
+    pub tcp_address: Option<String>,
+    /// <addr>:<port> to listen on for HTTP clients [default: 127.0.0.1:4161]
+    #[arg(long, value_name = "ADDR")]
+    pub http_address: Option<String>,
+    /// Address of this lookupd node [default: the host name]
+    #[arg(long, value_name = "ADDR")]
+    pub broadcast_address: Option<String>,
+    /// How long a producer stays active after its last ping [default: 5m0s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub inactive_producer_timeout: Option<Duration>,
+    /// How long a producer stays tombstoned if its registration remains [default: 45s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub tombstone_lifetime: Option<Duration>,
+    /// Log level: debug, info, warn, error, fatal [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+}
+
+/// Keys of Go nsqlookupd's config file that rnsq does not implement: refused with their own
+/// message, so an operator knows the key is right but the feature is missing.
+const GO_ONLY_KEYS: &[&str] = &["log_prefix", "verbose"];
+
+impl NsqlookupdOptions {
+    /// Defaults, then `args.config`'s file, then the flags given in `args`; then validation.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file, key or flag at fault.
+    pub fn resolve(args: &NsqlookupdArgs) -> Result<Self, ConfigError> {
+        let mut opts = NsqlookupdOptions::default();
+        if let Some(path) = &args.config {
+            opts.apply_file(path)?;
+        }
+        opts.apply_flags(args);
+        opts.validate()?;
+        Ok(opts)
+    }
+
+    fn apply_flags(&mut self, a: &NsqlookupdArgs) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.tcp_address, &a.tcp_address);
+        set(&mut self.http_address, &a.http_address);
+        set(&mut self.broadcast_address, &a.broadcast_address);
+        set(
+            &mut self.inactive_producer_timeout,
+            &a.inactive_producer_timeout,
+        );
+        set(&mut self.tombstone_lifetime, &a.tombstone_lifetime);
+        set(&mut self.log_level, &a.log_level);
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+        for (key, value) in &table {
+            self.set_by_cfg_name(key, value).map_err(|e| match e {
+                SetError::Unknown if GO_ONLY_KEYS.contains(&key.as_str()) => {
+                    ConfigError::Unsupported {
+                        path: path.into(),
+                        key: key.clone(),
+                    }
+                }
+                SetError::Unknown => ConfigError::UnknownKey {
+                    path: path.into(),
+                    key: key.clone(),
+                },
+                SetError::Bad(message) => ConfigError::BadValue {
+                    origin: "config key",
+                    key: format!("{key}` in `{}", path.display()),
+                    message,
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
+    fn set_by_cfg_name(&mut self, key: &str, value: &toml::Value) -> Result<(), SetError> {
+        match key {
+            "tcp_address" => self.tcp_address = string(value)?,
+            "http_address" => self.http_address = string(value)?,
+            "broadcast_address" => self.broadcast_address = string(value)?,
+            "inactive_producer_timeout" => self.inactive_producer_timeout = go_duration(value)?,
+            "tombstone_lifetime" => self.tombstone_lifetime = go_duration(value)?,
+            "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
+            _ => return Err(SetError::Unknown),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, address) in [
+            ("tcp-address", &self.tcp_address),
+            ("http-address", &self.http_address),
+        ] {
+            if let Err(message) = config::listen_address(address) {
+                return Err(ConfigError::BadValue {
+                    origin: "option",
+                    key: key.into(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+enum SetError {
+    Unknown,
+    Bad(String),
+}
+
+fn string(value: &toml::Value) -> Result<String, SetError> {
+    value
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| SetError::Bad("expected a string".into()))
+}
+
+/// A duration as Go's config loader takes it: a Go duration string, or an integer of
+/// milliseconds.
+fn go_duration(value: &toml::Value) -> Result<Duration, SetError> {
+    match value {
+        toml::Value::String(s) => duration::parse(s).map_err(SetError::Bad),
+        toml::Value::Integer(ms) if *ms >= 0 => Ok(Duration::from_millis(*ms as u64)),
+        _ => Err(SetError::Bad("expected a duration such as \"45s\"".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsqlookupd.cfg");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_match_nsqlookupd() {
+        let opts = NsqlookupdOptions::resolve(&NsqlookupdArgs::default()).unwrap();
+        assert_eq!(opts.tcp_address, "127.0.0.1:4160");
+        assert_eq!(opts.http_address, "127.0.0.1:4161");
+        assert_eq!(opts.broadcast_address, config::hostname());
+        assert_eq!(opts.inactive_producer_timeout, Duration::from_secs(300));
+        assert_eq!(opts.tombstone_lifetime, Duration::from_secs(45));
+        assert_eq!(opts.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let (_dir, path) = write(
+            "tcp_address = \"127.0.0.1:5160\"\nhttp_address = \":5161\"\n\
+             broadcast_address = \"lookupd-1\"\ninactive_producer_timeout = \"1m\"\n\
+             tombstone_lifetime = 2000\nlog_level = \"warn\"\n",
+        );
+        let args = NsqlookupdArgs {
+            config: Some(path),
+            http_address: Some("127.0.0.1:6161".into()),
+            ..NsqlookupdArgs::default()
+        };
+        let opts = NsqlookupdOptions::resolve(&args).unwrap();
+        assert_eq!(opts.tcp_address, "127.0.0.1:5160");
+        assert_eq!(opts.http_address, "127.0.0.1:6161");
+        assert_eq!(opts.broadcast_address, "lookupd-1");
+        assert_eq!(opts.inactive_producer_timeout, Duration::from_secs(60));
+        assert_eq!(opts.tombstone_lifetime, Duration::from_secs(2));
+        assert_eq!(opts.log_level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn refuses_unknown_unsupported_and_bad_keys() {
+        let resolve = |text: &str| {
+            let (_dir, path) = write(text);
+            NsqlookupdOptions::resolve(&NsqlookupdArgs {
+                config: Some(path),
+                ..NsqlookupdArgs::default()
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(resolve("data_path = \"x\"").contains("unknown key `data_path`"));
+        assert!(resolve("log_prefix = \"x\"").contains("`log_prefix`"));
+        assert!(resolve("tombstone_lifetime = \"soon\"").contains("tombstone_lifetime"));
+        assert!(resolve("tcp_address = 4160").contains("tcp_address"));
+        assert!(resolve("tcp_address = \"nonsense\"").contains("tcp-address"));
+    }
+}

@@ -1,0 +1,155 @@
+//! The TCP server for lookup protocol V1: accepts nsqd connections and runs each on its own
+//! task until it ends or the server stops. When a connection ends, its peer leaves every
+//! registration (the registrations themselves stay).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::cmd::{self, Cx, Session};
+use super::LookupdState;
+use crate::lookup_wire::{put_response, MAGIC_V1};
+
+/// The longest command line accepted; longer ones close the connection. (Go has no limit;
+/// the longest valid line is under 200 bytes.)
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Accepts connections until `shutdown`; then each connection closes at its next wait for
+/// input or output. Returns when all have closed.
+pub async fn serve(listener: TcpListener, state: Arc<LookupdState>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn(run(state.clone(), stream, remote, shutdown.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                // Out of file descriptors and the like: give the system a moment.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// Runs one connection to its end, then removes its peer from the registrations.
+async fn run(
+    state: Arc<LookupdState>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("lookup_client", remote = %remote);
+    async move {
+        tracing::info!("new client");
+        let mut session = Session::new(remote);
+        let ended = tokio::select! {
+            ended = serve_connection(&state, stream, &mut session) => ended,
+            _ = shutdown.cancelled() => Ok(()),
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "connection ended");
+        }
+        if let Some(peer) = &session.peer {
+            for registration in state.db_mut().remove_peer(&peer.info.id) {
+                tracing::info!(
+                    category = registration.category.as_str(),
+                    key = %registration.key,
+                    subkey = %registration.subkey,
+                    "DB: UNREGISTER on disconnect"
+                );
+            }
+        }
+        tracing::info!("client closed");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve_connection(
+    state: &Arc<LookupdState>,
+    mut stream: TcpStream,
+    session: &mut Session,
+) -> std::io::Result<()> {
+    let mut magic = [0u8; 4];
+    stream.read_exact(&mut magic).await?;
+    if &magic != MAGIC_V1 {
+        tracing::warn!(magic = %String::from_utf8_lossy(&magic), "bad protocol magic");
+        let mut out = Vec::new();
+        put_response(&mut out, b"E_BAD_PROTOCOL");
+        stream.write_all(&out).await?;
+        return Ok(());
+    }
+
+    let (read_half, mut write_half) = stream.into_split();
+    let mut reader = BufReader::new(read_half);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if line.last() != Some(&b'\n') {
+            // The end of the stream (Go drops a last line without its newline), or a line too
+            // long to be a command.
+            if line.len() as u64 >= MAX_LINE {
+                tracing::warn!("command line too long; closing");
+            }
+            return Ok(());
+        }
+        let params: Vec<&[u8]> = trim_space(&line).split(|b| *b == b' ').collect();
+        let mut cx = Cx {
+            state,
+            session: &mut *session,
+            reader: &mut reader,
+        };
+        let mut out = Vec::new();
+        match cmd::exec(&mut cx, &params).await {
+            Ok(data) => {
+                put_response(&mut out, &data);
+                write_half.write_all(&out).await?;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "client error; closing");
+                put_response(&mut out, &error.response_data());
+                write_half.write_all(&out).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// `line` without leading and trailing white space, as Go's `strings.TrimSpace` cuts it.
+fn trim_space(line: &[u8]) -> &[u8] {
+    match std::str::from_utf8(line) {
+        Ok(text) => text.trim().as_bytes(),
+        Err(_) => line.trim_ascii(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_as_go() {
+        assert_eq!(trim_space(b"  PING \r\n"), b"PING");
+        assert_eq!(trim_space("\u{a0}PING\u{85}\n".as_bytes()), b"PING");
+        assert_eq!(trim_space(b"\tREGISTER t\xff \n"), b"REGISTER t\xff");
+        assert_eq!(trim_space(b"\n"), b"");
+    }
+}
