@@ -324,36 +324,9 @@ impl NsqdOptions {
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-        for (key, value) in &table {
-            self.set_by_cfg_name(key, value).map_err(|e| match e {
-                SetError::Unknown if GO_ONLY_KEYS.contains(&key.as_str()) => {
-                    ConfigError::Unsupported {
-                        path: path.into(),
-                        key: key.clone(),
-                    }
-                }
-                SetError::Unknown => ConfigError::UnknownKey {
-                    path: path.into(),
-                    key: key.clone(),
-                },
-                SetError::Bad(message) => ConfigError::BadValue {
-                    origin: "config key",
-                    key: format!("{key}` in `{}", path.display()),
-                    message,
-                },
-            })?;
-        }
-        Ok(())
+        apply_config_file(path, GO_ONLY_KEYS, |key, value| {
+            self.set_by_cfg_name(key, value)
+        })
     }
 
     /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
@@ -540,16 +513,57 @@ pub fn validate_host_port(address: &str) -> Result<(), String> {
     Ok(())
 }
 
-enum SetError {
+/// Why one config-file key could not be set.
+pub(crate) enum SetError {
+    /// No option has this name.
     Unknown,
+    /// The value is wrong; the text says what was expected.
     Bad(String),
+}
+
+/// Reads the TOML file at `path` and hands each key to `set`. A key `set` does not know is
+/// refused as unknown, or as not supported yet when it is one of `go_only_keys`.
+pub(crate) fn apply_config_file(
+    path: &Path,
+    go_only_keys: &[&str],
+    mut set: impl FnMut(&str, &toml::Value) -> Result<(), SetError>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    for (key, value) in &table {
+        set(key, value).map_err(|e| match e {
+            SetError::Unknown if go_only_keys.contains(&key.as_str()) => ConfigError::Unsupported {
+                path: path.into(),
+                key: key.clone(),
+            },
+            SetError::Unknown => ConfigError::UnknownKey {
+                path: path.into(),
+                key: key.clone(),
+            },
+            SetError::Bad(message) => ConfigError::BadValue {
+                origin: "config key",
+                key: format!("{key}` in `{}", path.display()),
+                message,
+            },
+        })?;
+    }
+    Ok(())
 }
 
 fn bad(expected: &str) -> SetError {
     SetError::Bad(format!("expected {expected}"))
 }
 
-fn string(value: &toml::Value) -> Result<String, SetError> {
+/// A config value that must be a string.
+pub(crate) fn string(value: &toml::Value) -> Result<String, SetError> {
     value
         .as_str()
         .map(str::to_string)
@@ -566,7 +580,7 @@ fn port(value: &toml::Value) -> Result<u16, SetError> {
 
 /// A duration as Go's config loader takes it: a Go duration string, or an integer of
 /// milliseconds.
-fn go_duration(value: &toml::Value) -> Result<Duration, SetError> {
+pub(crate) fn go_duration(value: &toml::Value) -> Result<Duration, SetError> {
     match value {
         toml::Value::String(s) => duration::parse(s).map_err(SetError::Bad),
         toml::Value::Integer(ms) if *ms >= 0 => Ok(Duration::from_millis(*ms as u64)),

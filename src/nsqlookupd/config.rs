@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{self, duration, ConfigError, LogLevel};
+use crate::config::{self, duration, go_duration, string, ConfigError, LogLevel, SetError};
 
 /// nsqlookupd's resolved options.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,36 +100,9 @@ impl NsqlookupdOptions {
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-        for (key, value) in &table {
-            self.set_by_cfg_name(key, value).map_err(|e| match e {
-                SetError::Unknown if GO_ONLY_KEYS.contains(&key.as_str()) => {
-                    ConfigError::Unsupported {
-                        path: path.into(),
-                        key: key.clone(),
-                    }
-                }
-                SetError::Unknown => ConfigError::UnknownKey {
-                    path: path.into(),
-                    key: key.clone(),
-                },
-                SetError::Bad(message) => ConfigError::BadValue {
-                    origin: "config key",
-                    key: format!("{key}` in `{}", path.display()),
-                    message,
-                },
-            })?;
-        }
-        Ok(())
+        config::apply_config_file(path, GO_ONLY_KEYS, |key, value| {
+            self.set_by_cfg_name(key, value)
+        })
     }
 
     /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
@@ -160,28 +133,6 @@ impl NsqlookupdOptions {
             }
         }
         Ok(())
-    }
-}
-
-enum SetError {
-    Unknown,
-    Bad(String),
-}
-
-fn string(value: &toml::Value) -> Result<String, SetError> {
-    value
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| SetError::Bad("expected a string".into()))
-}
-
-/// A duration as Go's config loader takes it: a Go duration string, or an integer of
-/// milliseconds.
-fn go_duration(value: &toml::Value) -> Result<Duration, SetError> {
-    match value {
-        toml::Value::String(s) => duration::parse(s).map_err(SetError::Bad),
-        toml::Value::Integer(ms) if *ms >= 0 => Ok(Duration::from_millis(*ms as u64)),
-        _ => Err(SetError::Bad("expected a duration such as \"45s\"".into())),
     }
 }
 
