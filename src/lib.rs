@@ -1,6 +1,7 @@
 //! rnsq: an NSQ-compatible message broker whose topic and channel metadata is crash-safe in
 //! sled. See README.md for how to run it.
 
+pub mod accept;
 pub mod bench;
 pub mod broker;
 pub mod cli;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::LiveOptions;
@@ -36,35 +35,13 @@ impl TcpContext {
 /// Accepts connections until `shutdown`; then each connection finishes the command it is
 /// running, its in-flight messages are requeued, and it closes. Returns when all have closed.
 pub async fn serve(listener: TcpListener, context: Arc<TcpContext>, shutdown: CancellationToken) {
-    let connections = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, remote)) => {
-                let _ = stream.set_nodelay(true);
-                let id = context
-                    .client_ids
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1;
-                connections.spawn(connection::run(
-                    context.clone(),
-                    stream,
-                    remote,
-                    id,
-                    shutdown.child_token(),
-                ));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "TCP accept failed");
-                // Out of file descriptors and the like: give the system a moment.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-    drop(listener);
-    connections.close();
-    connections.wait().await;
+    let token = shutdown.clone();
+    crate::accept::serve(listener, shutdown, move |stream, remote| {
+        let id = context
+            .client_ids
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        connection::run(context.clone(), stream, remote, id, token.child_token())
+    })
+    .await
 }

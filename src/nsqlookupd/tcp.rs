@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::cmd::{self, Cx, Session};
@@ -22,27 +21,11 @@ const MAX_LINE: u64 = 64 * 1024;
 /// Accepts connections until `shutdown`; then each connection closes at its next wait for
 /// input or output. Returns when all have closed.
 pub async fn serve(listener: TcpListener, state: Arc<LookupdState>, shutdown: CancellationToken) {
-    let connections = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, remote)) => {
-                let _ = stream.set_nodelay(true);
-                connections.spawn(run(state.clone(), stream, remote, shutdown.clone()));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "TCP accept failed");
-                // Out of file descriptors and the like: give the system a moment.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-    drop(listener);
-    connections.close();
-    connections.wait().await;
+    let token = shutdown.clone();
+    crate::accept::serve(listener, shutdown, move |stream, remote| {
+        run(state.clone(), stream, remote, token.clone())
+    })
+    .await
 }
 
 /// Runs one connection to its end, then removes its peer from the registrations.
