@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::LookupContext;
@@ -59,9 +60,15 @@ impl ChannelSource for LookupChannelSource {
         topic: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>> {
         Box::pin(async move {
+            // All lookupds at once: the slowest one bounds the wait, not their sum.
+            let answers = self
+                .context
+                .http_addresses()
+                .into_iter()
+                .map(|address| self.ask(address, topic));
             let mut names = BTreeSet::new();
-            for address in self.context.http_addresses() {
-                names.extend(self.ask(address, topic).await);
+            for answer in join_all(answers).await {
+                names.extend(answer);
             }
             names.into_iter().collect()
         })
