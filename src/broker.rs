@@ -9,6 +9,7 @@ mod channel;
 mod client;
 mod event;
 pub mod latency;
+mod lazy_task;
 mod topic;
 
 use std::collections::HashMap;
@@ -151,24 +152,31 @@ impl Broker {
         self.tasks.wait().await;
     }
 
+    fn spawner(&self) -> lazy_task::Spawner {
+        lazy_task::Spawner {
+            tasks: self.tasks.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
     fn new_topic(&self, name: &str, paused: bool) -> Arc<Topic> {
-        let topic = Arc::new(Topic::new(name, paused, self.config.mem_queue_size));
-        self.tasks
-            .spawn(topic.clone().run_pump(self.shutdown.clone()));
-        topic
+        Arc::new(Topic::new(
+            name,
+            paused,
+            self.config.mem_queue_size,
+            self.spawner(),
+        ))
     }
 
     fn new_channel(&self, name: &str, paused: bool) -> Arc<Channel> {
         let latency = (!self.config.e2e_percentiles.is_empty()).then_some(self.config.e2e_window);
-        let channel = Arc::new(Channel::new(
+        Arc::new(Channel::new(
             name,
             paused,
             self.config.mem_queue_size,
             latency,
-        ));
-        self.tasks
-            .spawn(channel.clone().run_timer(self.shutdown.clone()));
-        channel
+            self.spawner(),
+        ))
     }
 
     /// Registers a connected client (for /stats producers).

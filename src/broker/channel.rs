@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::ClientInfo;
 use super::latency::LatencyWindow;
+use super::lazy_task::{LazyTask, Spawner};
 use crate::message::{Message, MessageId};
 use crate::names;
 use crate::queue::MessageQueue;
@@ -110,6 +111,7 @@ pub struct Channel {
     changes: watch::Sender<u64>,
     exit: CancellationToken,
     latency: Option<Mutex<LatencyWindow>>,
+    timer_task: LazyTask,
 }
 
 impl std::fmt::Debug for Channel {
@@ -126,6 +128,7 @@ impl Channel {
         paused: bool,
         mem_queue_size: usize,
         latency_window: Option<Duration>,
+        spawner: Spawner,
     ) -> Self {
         Channel {
             name: name.into(),
@@ -142,6 +145,7 @@ impl Channel {
             changes: watch::channel(0).0,
             exit: CancellationToken::new(),
             latency: latency_window.map(|w| Mutex::new(LatencyWindow::new(w))),
+            timer_task: LazyTask::new(spawner),
         }
     }
 
@@ -212,12 +216,13 @@ impl Channel {
     }
 
     /// Holds a message for `delay`, then queues it.
-    pub fn put_deferred(&self, message: Message, delay: Duration) {
+    pub fn put_deferred(self: &Arc<Self>, message: Message, delay: Duration) {
         self.message_count.fetch_add(1, Ordering::Relaxed);
         self.defer(message, delay);
     }
 
-    fn defer(&self, message: Message, delay: Duration) {
+    fn defer(self: &Arc<Self>, message: Message, delay: Duration) {
+        self.ensure_timer();
         let due = Instant::now() + delay;
         {
             let mut flights = self.flights();
@@ -257,11 +262,12 @@ impl Channel {
 
     /// Records `messages` as delivered to `client`, each timing out after `timeout`.
     pub fn start_in_flight(
-        &self,
+        self: &Arc<Self>,
         messages: impl IntoIterator<Item = Message>,
         client: u64,
         timeout: Duration,
     ) {
+        self.ensure_timer();
         let now = Instant::now();
         let deadline = now + timeout;
         let earliest = {
@@ -319,7 +325,12 @@ impl Channel {
     }
 
     /// REQ: back to the queue now (`delay` zero) or after `delay`.
-    pub fn requeue(&self, client: u64, id: &MessageId, delay: Duration) -> Result<(), FlightError> {
+    pub fn requeue(
+        self: &Arc<Self>,
+        client: u64,
+        id: &MessageId,
+        delay: Duration,
+    ) -> Result<(), FlightError> {
         let entry = self.take_in_flight(client, id)?;
         self.requeue_count.fetch_add(1, Ordering::Relaxed);
         if delay.is_zero() {
@@ -421,7 +432,15 @@ impl Channel {
 
     /// Fires in-flight timeouts and deferred due times on time, until the channel is deleted
     /// or `shutdown` is cancelled.
-    pub(crate) async fn run_timer(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Starts the timer task unless it runs: only channels that ever hold a message in flight
+    /// or deferred need one.
+    fn ensure_timer(self: &Arc<Self>) {
+        let channel = self.clone();
+        self.timer_task
+            .ensure(move |shutdown| channel.run_timer(shutdown));
+    }
+
+    async fn run_timer(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let next = self.fire_due();
             let sleep = async {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::Channel;
+use super::lazy_task::{LazyTask, Spawner};
 use crate::message::Message;
 use crate::names;
 use crate::queue::MessageQueue;
@@ -43,16 +44,18 @@ pub struct Topic {
     /// Bumped on start, pause, unpause and channel changes, so that the pump looks again.
     changes: watch::Sender<u64>,
     exit: CancellationToken,
+    pump_task: LazyTask,
 }
 
 impl Topic {
-    pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize) -> Self {
+    pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize, spawner: Spawner) -> Self {
         Topic {
             queue: MessageQueue::in_memory(mem_queue_size),
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
             changes: watch::channel(0).0,
             exit: CancellationToken::new(),
+            pump_task: LazyTask::new(spawner),
             name: name.into(),
             ephemeral: names::is_ephemeral(name),
             paused: AtomicBool::new(paused),
@@ -93,8 +96,12 @@ impl Topic {
         &self.exit
     }
 
-    /// Publishes messages: they are queued in order, then copied to every channel.
-    pub fn put_messages(&self, messages: impl IntoIterator<Item = Message>) {
+    /// Publishes messages: they are queued in order, then copied to every channel (by the
+    /// pump, started with the first message).
+    pub fn put_messages(self: &Arc<Self>, messages: impl IntoIterator<Item = Message>) {
+        let topic = self.clone();
+        self.pump_task
+            .ensure(move |shutdown| topic.run_pump(shutdown));
         for message in messages {
             self.message_count.fetch_add(1, Ordering::Relaxed);
             self.message_bytes
@@ -122,7 +129,7 @@ impl Topic {
 
     /// Copies queued messages to every channel while the topic is started, unpaused and has
     /// channels; stops when the topic is deleted or `shutdown` is cancelled.
-    pub(crate) async fn run_pump(self: Arc<Self>, shutdown: CancellationToken) {
+    async fn run_pump(self: Arc<Self>, shutdown: CancellationToken) {
         let mut changes = self.changes.subscribe();
         loop {
             // Marked before looking, so a change made while looking is not missed.
@@ -223,7 +230,7 @@ fn copy_to(channels: &[Arc<Channel>], message: Message) {
     deliver(last, message);
 }
 
-fn deliver(channel: &Channel, message: Message) {
+fn deliver(channel: &Arc<Channel>, message: Message) {
     if message.deferred_ms == 0 {
         channel.put(message);
     } else {
