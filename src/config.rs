@@ -283,11 +283,7 @@ impl NsqdOptions {
     }
 
     fn apply_flags(&mut self, a: &NsqdArgs) {
-        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *slot = v.clone();
-            }
-        }
+        use set_if_given as set;
         set(&mut self.data_path, &a.data_path);
         set(&mut self.tcp_address, &a.tcp_address);
         set(&mut self.http_address, &a.http_address);
@@ -511,6 +507,13 @@ pub fn validate_host_port(address: &str) -> Result<(), String> {
         return Err(format!("invalid address {address:?}: expected host:port"));
     }
     Ok(())
+}
+
+/// Overwrites `slot` with a flag's value when the flag was given.
+pub(crate) fn set_if_given<T: Clone>(slot: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *slot = v.clone();
+    }
 }
 
 /// Why one config-file key could not be set.

@@ -83,11 +83,7 @@ impl NsqlookupdOptions {
     }
 
     fn apply_flags(&mut self, a: &NsqlookupdArgs) {
-        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *slot = v.clone();
-            }
-        }
+        use config::set_if_given as set;
         set(&mut self.tcp_address, &a.tcp_address);
         set(&mut self.http_address, &a.http_address);
         set(&mut self.broadcast_address, &a.broadcast_address);
