@@ -6,6 +6,7 @@
 //! again, new messages can pass older ones still in the backend.
 
 mod memory_backend;
+pub mod segment_log;
 
 use tokio::sync::Notify;
 
