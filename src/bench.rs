@@ -131,6 +131,28 @@ pub(crate) async fn read_frame(conn: &mut Conn) -> Result<(i32, Vec<u8>), BenchE
 }
 
 /// Reads the answer to `what`, which must be `OK`; heartbeats on the way are answered `NOP`.
+/// Connects worker `index` of `role` ("reader", "writer") and IDENTIFYs it.
+pub(crate) async fn connect_worker(
+    address: &str,
+    role: &str,
+    index: usize,
+) -> Result<Conn, BenchError> {
+    let mut conn = connect(address).await?;
+    let user_agent = format!("rnsq-bench-{role}/{}", env!("CARGO_PKG_VERSION"));
+    conn.write_all(&identify_command(&format!("{role}-{index}"), &user_agent))
+        .await?;
+    expect_ok(&mut conn, "IDENTIFY").await?;
+    Ok(conn)
+}
+
+/// Waits out `--deadline` before the workers start together.
+pub(crate) async fn wait_for_start(deadline: std::time::Duration) {
+    if !deadline.is_zero() {
+        crate::console::say(format!("sleeping {deadline:?} before starting"));
+        tokio::time::sleep(deadline).await;
+    }
+}
+
 pub(crate) async fn expect_ok(conn: &mut Conn, what: &str) -> Result<(), BenchError> {
     loop {
         let (frame_type, data) = read_frame(conn).await?;

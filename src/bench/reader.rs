@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::{
-    connect, expect_ok, identify_command, rate_line, split_frame, unexpected, BenchError, Conn,
+    connect_worker, expect_ok, rate_line, split_frame, unexpected, wait_for_start, BenchError, Conn,
 };
 use crate::console::say;
 use crate::message::HEADER_LEN;
@@ -50,20 +50,13 @@ pub async fn run(bench: ReaderBench) -> Result<(), BenchError> {
     ));
     let mut conns = Vec::with_capacity(bench.workers);
     for i in 0..bench.workers {
-        let mut conn = connect(&bench.address).await?;
-        let user_agent = format!("rnsq-bench-reader/{}", env!("CARGO_PKG_VERSION"));
-        conn.write_all(&identify_command(&format!("reader-{i}"), &user_agent))
-            .await?;
-        expect_ok(&mut conn, "IDENTIFY").await?;
+        let mut conn = connect_worker(&bench.address, "reader", i).await?;
         conn.write_all(format!("SUB {} {}\n", bench.topic, bench.channel).as_bytes())
             .await?;
         expect_ok(&mut conn, "SUB").await?;
         conns.push(conn);
     }
-    if !bench.deadline.is_zero() {
-        say(format!("sleeping {:?} before starting", bench.deadline));
-        tokio::time::sleep(bench.deadline).await;
-    }
+    wait_for_start(bench.deadline).await;
     let started = Instant::now();
     let end = started + bench.runfor;
     let workers: Vec<_> = conns

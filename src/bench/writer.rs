@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::{connect, expect_ok, identify_command, rate_line, BenchError, Conn};
+use super::{connect_worker, expect_ok, rate_line, wait_for_start, BenchError, Conn};
 use crate::console::say;
 
 /// The benchmark's parameters.
@@ -87,17 +87,9 @@ pub async fn run(bench: WriterBench) -> Result<(), BenchError> {
     ));
     let mut conns = Vec::with_capacity(bench.workers);
     for i in 0..bench.workers {
-        let mut conn = connect(&bench.address).await?;
-        let user_agent = format!("rnsq-bench-writer/{}", env!("CARGO_PKG_VERSION"));
-        conn.write_all(&identify_command(&format!("writer-{i}"), &user_agent))
-            .await?;
-        expect_ok(&mut conn, "IDENTIFY").await?;
-        conns.push(conn);
+        conns.push(connect_worker(&bench.address, "writer", i).await?);
     }
-    if !bench.deadline.is_zero() {
-        say(format!("sleeping {:?} before starting", bench.deadline));
-        tokio::time::sleep(bench.deadline).await;
-    }
+    wait_for_start(bench.deadline).await;
     let command = std::sync::Arc::new(bench.command());
     let started = Instant::now();
     let end = started + bench.runfor;
