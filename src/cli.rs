@@ -293,6 +293,33 @@ mod tests {
         assert!(Cli::try_parse_from(["rnsq", "bench", "pump", "--runfor", "10"]).is_err());
         let cli = Cli::try_parse_from(norm(&[
             "rnsq",
+            "-max-bytes-per-file=4096",
+            "-sync-every",
+            "10",
+            "-sync-timeout=250ms",
+            "-durable",
+        ]))
+        .unwrap();
+        assert_eq!(cli.nsqd.max_bytes_per_file, Some(4096));
+        assert_eq!(cli.nsqd.sync_every, Some(10));
+        assert_eq!(cli.nsqd.sync_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(cli.nsqd.durable, Some(true));
+        // Go's bool flags take an explicit value after `=`; the next word is not one.
+        let cli = Cli::try_parse_from(norm(&["rnsq", "-durable=false"])).unwrap();
+        assert_eq!(cli.nsqd.durable, Some(false));
+        let cli =
+            Cli::try_parse_from(norm(&["rnsq", "nsqd", "--durable", "--sync-every", "3"])).unwrap();
+        match cli.command {
+            Some(Command::Nsqd(args)) => {
+                assert_eq!(args.durable, Some(true));
+                assert_eq!(args.sync_every, Some(3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(Cli::try_parse_from(["rnsq"]).unwrap().nsqd.durable, None);
+        assert!(Cli::try_parse_from(["rnsq", "--sync-timeout", "abc"]).is_err());
+        let cli = Cli::try_parse_from(norm(&[
+            "rnsq",
             "nsqlookupd",
             "-tcp-address=127.0.0.1:5160",
             "-tombstone-lifetime",

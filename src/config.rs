@@ -92,6 +92,16 @@ pub struct NsqdOptions {
     pub max_msg_size: i64,
     pub max_body_size: i64,
     pub mem_queue_size: i64,
+    /// Number of bytes per diskqueue file before rolling to a new one.
+    pub max_bytes_per_file: i64,
+    /// Number of messages per diskqueue fsync.
+    pub sync_every: i64,
+    /// Duration of time per diskqueue fsync.
+    pub sync_timeout: Duration,
+    /// Answer PUB/MPUB/DPUB only after the message is fsynced (group commit). Off: messages
+    /// are written to the OS page cache at once and fsynced every --sync-every messages or
+    /// --sync-timeout.
+    pub durable: bool,
     pub msg_timeout: Duration,
     pub max_msg_timeout: Duration,
     pub max_req_timeout: Duration,
@@ -123,6 +133,10 @@ impl Default for NsqdOptions {
             max_msg_size: 1024 * 1024,
             max_body_size: 5 * 1024 * 1024,
             mem_queue_size: 10_000,
+            max_bytes_per_file: 100 * 1024 * 1024,
+            sync_every: 2500,
+            sync_timeout: Duration::from_secs(2),
+            durable: false,
             msg_timeout: Duration::from_secs(60),
             max_msg_timeout: Duration::from_secs(15 * 60),
             max_req_timeout: Duration::from_secs(3600),
@@ -196,6 +210,26 @@ pub struct NsqdArgs {
     /// Number of messages to keep in memory, per topic and channel [default: 10000]
     #[arg(long, value_name = "N")]
     pub mem_queue_size: Option<i64>,
+    /// Number of bytes per diskqueue file before rolling [default: 104857600]
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes_per_file: Option<i64>,
+    /// Number of messages per diskqueue fsync [default: 2500]
+    #[arg(long, value_name = "N")]
+    pub sync_every: Option<i64>,
+    /// Duration of time per diskqueue fsync [default: 2s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub sync_timeout: Option<Duration>,
+    /// Answer PUB/MPUB/DPUB only after the message is fsynced (group commit). Off: messages
+    /// are written to the OS page cache at once and fsynced every --sync-every messages or
+    /// --sync-timeout [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub durable: Option<bool>,
     /// Default time to wait before auto-requeuing a message [default: 1m0s]
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     pub msg_timeout: Option<Duration>,
@@ -245,9 +279,6 @@ const GO_ONLY_KEYS: &[&str] = &[
     "auth_http_addresses",
     "http_client_connect_timeout",
     "http_client_request_timeout",
-    "max_bytes_per_file",
-    "sync_every",
-    "sync_timeout",
     "statsd_address",
     "statsd_prefix",
     "statsd_interval",
@@ -297,6 +328,10 @@ impl NsqdOptions {
         set(&mut self.max_msg_size, &a.max_msg_size);
         set(&mut self.max_body_size, &a.max_body_size);
         set(&mut self.mem_queue_size, &a.mem_queue_size);
+        set(&mut self.max_bytes_per_file, &a.max_bytes_per_file);
+        set(&mut self.sync_every, &a.sync_every);
+        set(&mut self.sync_timeout, &a.sync_timeout);
+        set(&mut self.durable, &a.durable);
         set(&mut self.msg_timeout, &a.msg_timeout);
         set(&mut self.max_msg_timeout, &a.max_msg_timeout);
         set(&mut self.max_req_timeout, &a.max_req_timeout);
@@ -345,6 +380,10 @@ impl NsqdOptions {
             "max_msg_size" | "max_message_size" => self.max_msg_size = int(value)?,
             "max_body_size" => self.max_body_size = int(value)?,
             "mem_queue_size" => self.mem_queue_size = int(value)?,
+            "max_bytes_per_file" => self.max_bytes_per_file = positive_int(value)?,
+            "sync_every" => self.sync_every = positive_int(value)?,
+            "sync_timeout" => self.sync_timeout = positive_duration(value)?,
+            "durable" => self.durable = boolean(value)?,
             "msg_timeout" => self.msg_timeout = go_duration(value)?,
             "max_msg_timeout" => self.max_msg_timeout = go_duration(value)?,
             "max_req_timeout" => self.max_req_timeout = go_duration(value)?,
@@ -390,6 +429,10 @@ impl NsqdOptions {
             "max_msg_size" => json!(self.max_msg_size),
             "max_body_size" => json!(self.max_body_size),
             "mem_queue_size" => json!(self.mem_queue_size),
+            "max_bytes_per_file" => json!(self.max_bytes_per_file),
+            "sync_every" => json!(self.sync_every),
+            "sync_timeout" => ns(&self.sync_timeout),
+            "durable" => json!(self.durable),
             "msg_timeout" => ns(&self.msg_timeout),
             "max_msg_timeout" => ns(&self.max_msg_timeout),
             "max_req_timeout" => ns(&self.max_req_timeout),
@@ -425,10 +468,15 @@ impl NsqdOptions {
             ("max-body-size", self.max_body_size),
             ("max-rdy-count", self.max_rdy_count),
             ("max-output-buffer-size", self.max_output_buffer_size),
+            ("max-bytes-per-file", self.max_bytes_per_file),
+            ("sync-every", self.sync_every),
         ] {
             if value <= 0 {
                 return fail(key, format!("must be greater than 0, got {value}"));
             }
+        }
+        if self.sync_timeout.is_zero() {
+            return fail("sync-timeout", "must be greater than 0s, got 0s".into());
         }
         if let Some(p) = self
             .e2e_processing_latency_percentiles
@@ -577,6 +625,27 @@ fn int(value: &toml::Value) -> Result<i64, SetError> {
     value.as_integer().ok_or_else(|| bad("an integer"))
 }
 
+/// A config integer that must be greater than 0 (checked here, too, so that the refusal names
+/// the key and the file rather than the flag).
+fn positive_int(value: &toml::Value) -> Result<i64, SetError> {
+    match int(value)? {
+        n if n > 0 => Ok(n),
+        n => Err(SetError::Bad(format!("must be greater than 0, got {n}"))),
+    }
+}
+
+/// A config duration that must be greater than 0.
+fn positive_duration(value: &toml::Value) -> Result<Duration, SetError> {
+    match go_duration(value)? {
+        d if d.is_zero() => Err(SetError::Bad("must be greater than 0s, got 0s".into())),
+        d => Ok(d),
+    }
+}
+
+fn boolean(value: &toml::Value) -> Result<bool, SetError> {
+    value.as_bool().ok_or_else(|| bad("true or false"))
+}
+
 fn port(value: &toml::Value) -> Result<u16, SetError> {
     u16::try_from(int(value)?).map_err(|_| bad("a port number 0..65535"))
 }
@@ -612,6 +681,74 @@ mod tests {
         assert_eq!(opts.max_req_timeout, Duration::from_secs(3600));
         assert_eq!(opts.max_rdy_count, 2500);
         assert!((0..1024).contains(&opts.node_id));
+        assert_eq!(opts.max_bytes_per_file, 104_857_600);
+        assert_eq!(opts.sync_every, 2500);
+        assert_eq!(opts.sync_timeout, Duration::from_secs(2));
+        assert!(!opts.durable);
+    }
+
+    #[test]
+    fn diskqueue_options_from_file_and_flags() {
+        let (_dir, path) = write(
+            "max_bytes_per_file = 4096\nsync_every = 10\nsync_timeout = \"250ms\"\ndurable = true\n",
+        );
+        let args = NsqdArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let opts = NsqdOptions::resolve(&args).unwrap();
+        assert_eq!(opts.max_bytes_per_file, 4096);
+        assert_eq!(opts.sync_every, 10);
+        assert_eq!(opts.sync_timeout, Duration::from_millis(250));
+        assert!(opts.durable);
+        assert_eq!(
+            opts.get_by_cfg_name("sync_timeout"),
+            Some(serde_json::json!(250_000_000u64))
+        );
+        assert_eq!(
+            opts.get_by_cfg_name("durable"),
+            Some(serde_json::json!(true))
+        );
+
+        let args = NsqdArgs {
+            config: Some(path),
+            sync_every: Some(1),
+            sync_timeout: Some(Duration::from_secs(5)),
+            durable: Some(false),
+            ..Default::default()
+        };
+        let opts = NsqdOptions::resolve(&args).unwrap();
+        assert_eq!(opts.max_bytes_per_file, 4096);
+        assert_eq!(opts.sync_every, 1);
+        assert_eq!(opts.sync_timeout, Duration::from_secs(5));
+        assert!(!opts.durable);
+
+        for (args, expected) in [
+            (
+                NsqdArgs {
+                    sync_every: Some(0),
+                    ..Default::default()
+                },
+                "sync-every",
+            ),
+            (
+                NsqdArgs {
+                    max_bytes_per_file: Some(-1),
+                    ..Default::default()
+                },
+                "max-bytes-per-file",
+            ),
+            (
+                NsqdArgs {
+                    sync_timeout: Some(Duration::ZERO),
+                    ..Default::default()
+                },
+                "sync-timeout",
+            ),
+        ] {
+            let message = NsqdOptions::resolve(&args).unwrap_err().to_string();
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
     }
 
     #[test]
@@ -643,6 +780,11 @@ mod tests {
             ("max_rdy_count = \"lots\"\n", "max_rdy_count"),
             ("msg_timeout = \"soon\"\n", "invalid duration"),
             ("id = 5000\n", "node-id"),
+            ("sync_every = 0\n", "`sync_every`"),
+            ("max_bytes_per_file = -5\n", "`max_bytes_per_file`"),
+            ("sync_timeout = \"0s\"\n", "`sync_timeout`"),
+            ("sync_timeout = \"often\"\n", "invalid duration"),
+            ("durable = \"yes\"\n", "`durable`"),
             ("data_path = \n", "not valid TOML"),
         ];
         for (text, expected) in cases {

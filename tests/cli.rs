@@ -242,7 +242,18 @@ fn help_and_version_work_for_every_command() {
     let version = env!("CARGO_PKG_VERSION");
     let commands: [(&[&str], &[&str]); 6] = [
         (&[], &["nsqd", "meta", "--data-path", "--config"]),
-        (&["nsqd"], &["--data-path", "--config", "--tcp-address"]),
+        (
+            &["nsqd"],
+            &[
+                "--data-path",
+                "--config",
+                "--tcp-address",
+                "--durable",
+                "--sync-every",
+                "--sync-timeout",
+                "--max-bytes-per-file",
+            ],
+        ),
         (&["meta"], &["export", "import", "check"]),
         (&["meta", "export"], &["--data-path", "--output"]),
         (&["meta", "import"], &["<FILE>", "--replace", "--data-path"]),
@@ -330,6 +341,154 @@ fn go_style_single_dash_flags_start_and_serve() {
     assert_eq!(http_get(broker.http, "/ping"), (200, "OK".to_string()));
     assert_eq!(config_option(broker.http, "max_rdy_count"), json!(7));
     assert!(broker.terminate(), "exits 0 on SIGTERM");
+}
+
+#[test]
+fn diskqueue_flags_are_honoured_in_both_spellings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_path = dir.path().join("data");
+    let broker = start(
+        dir.path(),
+        &[
+            format!("-data-path={}", data_path.display()).into(),
+            "-http-address=127.0.0.1:0".into(),
+            "-tcp-address=127.0.0.1:0".into(),
+            "-max-bytes-per-file".into(),
+            "1048576".into(),
+            "-sync-every=10".into(),
+            "--sync-timeout".into(),
+            "250ms".into(),
+            "--durable".into(),
+        ],
+        &data_path,
+    );
+    assert_eq!(
+        config_option(broker.http, "max_bytes_per_file"),
+        json!(1_048_576)
+    );
+    assert_eq!(config_option(broker.http, "sync_every"), json!(10));
+    assert_eq!(
+        config_option(broker.http, "sync_timeout"),
+        json!(250_000_000u64)
+    );
+    assert_eq!(config_option(broker.http, "durable"), json!(true));
+    assert!(broker.terminate(), "exits 0 on SIGTERM");
+
+    // The defaults, as Go nsqd answers them (durable is rnsq's own, off by default).
+    let other = dir.path().join("other");
+    let broker = BrokerProcess::spawn(&other, &[]);
+    assert_eq!(
+        config_option(broker.http, "max_bytes_per_file"),
+        json!(104_857_600)
+    );
+    assert_eq!(config_option(broker.http, "sync_every"), json!(2500));
+    assert_eq!(
+        config_option(broker.http, "sync_timeout"),
+        json!(2_000_000_000u64)
+    );
+    assert_eq!(config_option(broker.http, "durable"), json!(false));
+    assert!(broker.terminate(), "exits 0 on SIGTERM");
+}
+
+#[test]
+fn bad_diskqueue_flags_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_path = dir.path().join("data");
+    let base = [
+        "--data-path".into(),
+        os(&data_path),
+        "--tcp-address".into(),
+        "127.0.0.1:0".into(),
+        "--http-address".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--sync-timeout", "abc"], "--sync-timeout"),
+        (&["-sync-timeout=abc"], "--sync-timeout"),
+        (&["--sync-every", "0"], "sync-every"),
+        (&["-max-bytes-per-file=0"], "max-bytes-per-file"),
+        (&["--max-bytes-per-file=-5"], "max-bytes-per-file"),
+    ];
+    for (flags, expected) in cases {
+        let mut command = base.to_vec();
+        command.extend(args(flags));
+        let run = run_in(dir.path(), &command);
+        assert!(
+            !run.status.success(),
+            "{flags:?} is refused: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(expected),
+            "{flags:?}: the message names {expected}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{flags:?}: an error, not a panic: {}",
+            run.stderr
+        );
+    }
+    assert!(!data_path.exists(), "nothing was started on the data path");
+}
+
+#[test]
+fn config_file_with_diskqueue_keys_is_honoured_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_path = dir.path().join("data");
+    let config = dir.path().join("nsqd.toml");
+    let common = format!(
+        "data_path = {}\nhttp_address = \"127.0.0.1:0\"\ntcp_address = \"127.0.0.1:0\"\n",
+        toml_path(&data_path)
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{common}max_bytes_per_file = 2097152\nsync_every = 5\nsync_timeout = \"1s\"\n\
+             durable = true\n"
+        ),
+    )
+    .expect("write config");
+    let broker = start(dir.path(), &["--config".into(), os(&config)], &data_path);
+    assert_eq!(
+        config_option(broker.http, "max_bytes_per_file"),
+        json!(2_097_152)
+    );
+    assert_eq!(config_option(broker.http, "sync_every"), json!(5));
+    assert_eq!(
+        config_option(broker.http, "sync_timeout"),
+        json!(1_000_000_000u64)
+    );
+    assert_eq!(config_option(broker.http, "durable"), json!(true));
+    assert!(broker.terminate(), "exits 0 on SIGTERM");
+    std::fs::remove_dir_all(&data_path).expect("remove data path");
+
+    for (line, key) in [
+        ("sync_every = 0", "sync_every"),
+        ("max_bytes_per_file = 0", "max_bytes_per_file"),
+        ("sync_timeout = \"abc\"", "sync_timeout"),
+        ("durable = \"yes\"", "durable"),
+    ] {
+        std::fs::write(&config, format!("{common}{line}\n")).expect("write config");
+        let run = run_in(dir.path(), &["--config".into(), os(&config)]);
+        assert_eq!(run.code(), Some(1), "{line}: stderr: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("`{key}`")),
+            "{line}: the message names the key: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("does not support"),
+            "{line}: the key is supported now: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&config.display().to_string()),
+            "{line}: the message names the file: {}",
+            run.stderr
+        );
+        assert!(!data_path.exists(), "{line}: nothing was started");
+    }
 }
 
 #[test]
