@@ -31,6 +31,7 @@ use crate::message::MessageId;
 use crate::meta_store::{Change, MetaStore, StoreError};
 use crate::metadata::TopicMeta;
 use crate::names;
+use crate::queue::{self, ChannelCursor, DiskHealth, LogSettings, TopicLog};
 
 /// How many events may wait for a slow subscriber before it is told it lagged (and must
 /// resynchronise from a snapshot).
@@ -53,6 +54,8 @@ pub enum BrokerError {
     Exiting,
     #[error("restoring a topic is only allowed while loading")]
     NotLoading,
+    #[error("cannot open the message log: {0}")]
+    Queue(String),
 }
 
 /// Where a new topic learns the channels it has on other nodes (lookupd knows them).
@@ -68,8 +71,11 @@ pub trait ChannelSource: Send + Sync {
 /// What the broker needs from the options.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// Messages kept in memory per topic and channel before they count as backend depth.
-    pub mem_queue_size: usize,
+    /// Where topic logs live (`<data-path>/queues`); `None`: in memory, unbounded (tests).
+    pub queue_root: Option<std::path::PathBuf>,
+    /// How logs store and sync; `mem_queue_size` is the messages each topic also keeps in
+    /// memory (ephemeral topics: at most keep).
+    pub log: LogSettings,
     /// The node part of message IDs.
     pub node_id: i64,
     /// End-to-end latency percentiles to track (none: not tracked).
@@ -81,7 +87,8 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            mem_queue_size: 10_000,
+            queue_root: None,
+            log: LogSettings::default(),
             node_id: 0,
             e2e_percentiles: Vec::new(),
             e2e_window: std::time::Duration::from_secs(600),
@@ -98,6 +105,7 @@ pub struct Broker {
     is_loading: AtomicBool,
     events: broadcast::Sender<ChangeEvent>,
     store_failure: Mutex<Option<String>>,
+    disk_health: Arc<DiskHealth>,
     guids: GuidFactory,
     channel_source: std::sync::RwLock<Option<Arc<dyn ChannelSource>>>,
     /// Owns every topic pump and channel timer.
@@ -124,6 +132,7 @@ impl Broker {
             is_loading: AtomicBool::new(false),
             events,
             store_failure: Mutex::new(None),
+            disk_health: Arc::new(DiskHealth::default()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         })
@@ -139,7 +148,16 @@ impl Broker {
         self.guids.next()
     }
 
-    /// Stops every topic pump and channel timer and waits for them, and lets go of the
+    /// Saves every topic's messages and channel cursors exactly (fsynced), so a restart
+    /// delivers what was not finished, and nothing finished. Call once no client is left.
+    pub async fn save_queues(&self) {
+        let topics: Vec<Arc<Topic>> = self.lock_topics().values().cloned().collect();
+        for topic in topics.iter().filter(|t| t.is_live()) {
+            topic.flush(true).await;
+        }
+    }
+
+    /// Stops every topic flusher and channel timer and waits for them, and lets go of the
     /// channel source (which holds the broker: the cycle must be broken for the store to
     /// close).
     pub async fn close(&self) {
@@ -159,24 +177,49 @@ impl Broker {
         }
     }
 
-    fn new_topic(&self, name: &str, paused: bool) -> Arc<Topic> {
+    /// Where `topic`'s log lives on disk (`None`: in memory).
+    pub fn topic_dir(&self, topic: &str) -> Option<std::path::PathBuf> {
+        let root = self.config.queue_root.as_ref()?;
+        (!names::is_ephemeral(topic)).then(|| root.join(topic))
+    }
+
+    fn open_log(&self, name: &str) -> Result<Arc<TopicLog>, BrokerError> {
+        let settings = self.config.log.clone();
+        let health = self.disk_health.clone();
+        let log = match self.topic_dir(name) {
+            Some(dir) => TopicLog::open(&dir, settings, health)
+                .map_err(|e| BrokerError::Queue(e.to_string()))?,
+            None if self.config.queue_root.is_none() => TopicLog::in_memory(
+                LogSettings {
+                    mem_queue_size: usize::MAX,
+                    ..settings
+                },
+                health,
+            ),
+            None => TopicLog::in_memory(settings, health),
+        };
+        Ok(Arc::new(log))
+    }
+
+    fn new_topic(&self, name: &str, paused: bool, log: Arc<TopicLog>) -> Arc<Topic> {
         Arc::new(Topic::new(
             name,
             paused,
-            self.config.mem_queue_size,
+            log,
+            self.config.log.sync_timeout,
             self.spawner(),
         ))
     }
 
-    fn new_channel(&self, name: &str, paused: bool) -> Arc<Channel> {
+    fn new_channel(&self, name: &str, paused: bool, cursor: ChannelCursor) -> Arc<Channel> {
         let latency = (!self.config.e2e_percentiles.is_empty()).then_some(self.config.e2e_window);
-        Arc::new(Channel::new(
-            name,
-            paused,
-            self.config.mem_queue_size,
-            latency,
-            self.spawner(),
-        ))
+        Arc::new(Channel::new(name, paused, cursor, latency, self.spawner()))
+    }
+
+    /// Where a channel's cursor is saved (`None`: ephemeral or in memory).
+    fn channel_state_path(&self, topic: &Topic, channel: &str) -> Option<std::path::PathBuf> {
+        let dir = topic.log().dir()?;
+        (!names::is_ephemeral(channel)).then(|| queue::channel_state_path(dir, channel))
     }
 
     /// Registers a connected client (for /stats producers).
@@ -298,10 +341,12 @@ impl Broker {
     /// `None` while healthy; else why the last metadata change could not be persisted. Cleared
     /// by the next change that persists.
     pub fn health_problem(&self) -> Option<String> {
-        self.store_failure
+        let store = self
+            .store_failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        store.or_else(|| self.disk_health.problem())
     }
 
     /// Runs `op` on its own task, so the change completes even if the caller is dropped.
@@ -342,7 +387,8 @@ impl Broker {
                 match topics.get(name) {
                     Some(topic) => (topic.clone(), None),
                     None => {
-                        let topic = self.new_topic(name, false);
+                        let log = self.open_log(name)?;
+                        let topic = self.new_topic(name, false, log);
                         // A fresh mutex is always free.
                         let guard = topic.change_lock.clone().try_lock_owned().ok();
                         topics.insert(name.to_string(), topic.clone());
@@ -420,6 +466,11 @@ impl Broker {
                     topic: topic.name().into(),
                     channel: channel.name().into(),
                 });
+            }
+            if let Some(dir) = topic.log().dir() {
+                if let Err(e) = std::fs::remove_dir_all(dir) {
+                    tracing::warn!(topic = topic.name(), error = %e, "cannot remove the topic's queue files");
+                }
             }
             tracing::info!(topic = topic.name(), "TOPIC: deleted");
             broker.announce(ChangeEvent::TopicDeleted {
@@ -507,7 +558,15 @@ impl Broker {
             channel: name.into(),
         };
         self.persist(ephemeral, change).await?;
-        let channel = self.new_channel(name, false);
+        // The first channel gets what waited for one; later ones start with the next message.
+        let log = topic.log().clone();
+        let start = if topic.lock_channels().is_empty() {
+            log.head()
+        } else {
+            log.end()
+        };
+        let cursor = ChannelCursor::new(log, self.channel_state_path(topic, name), start);
+        let channel = self.new_channel(name, false, cursor);
         topic.lock_channels().insert(name.into(), channel.clone());
         topic.changed();
         tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: created");
@@ -587,6 +646,18 @@ impl Broker {
                     .await?;
                 topic.lock_channels().remove(&name);
                 channel.mark_deleted();
+                if let Some(path) = channel.cursor().state_path() {
+                    if let Err(e) = std::fs::remove_file(path) {
+                        tracing::debug!(error = %e, "no channel cursor file to remove");
+                    }
+                }
+                if topic.lock_channels().is_empty() {
+                    // What is published from now waits for a next first channel.
+                    topic.log().set_head(topic.log().end());
+                    if let Err(e) = topic.log().save_head() {
+                        tracing::warn!(topic = topic.name(), error = %e, "cannot save the topic cursor");
+                    }
+                }
                 topic.changed();
                 tracing::info!(topic = topic.name(), channel = %name, "CHANNEL: deleted");
                 broker.announce(ChangeEvent::ChannelDeleted {
@@ -651,15 +722,24 @@ impl Broker {
         if !self.is_loading() {
             return Err(BrokerError::NotLoading);
         }
-        let topic = self.new_topic(&meta.name, meta.paused);
+        let log = self.open_log(&meta.name)?;
+        let topic = self.new_topic(&meta.name, meta.paused, log.clone());
         {
             let mut channels = topic.lock_channels();
             for channel in &meta.channels {
+                let cursor = match self.channel_state_path(&topic, &channel.name) {
+                    Some(path) => ChannelCursor::restore(log.clone(), path),
+                    None => ChannelCursor::new(log.clone(), None, log.end()),
+                };
                 channels.insert(
                     channel.name.clone(),
-                    self.new_channel(&channel.name, channel.paused),
+                    self.new_channel(&channel.name, channel.paused, cursor),
                 );
             }
+        }
+        if log.end().seq > log.first().seq {
+            // Messages wait: their cursors must be saved as they are delivered.
+            topic.ensure_flusher();
         }
         topic.set_state(TopicState::Live);
         self.lock_topics().insert(meta.name.clone(), topic.clone());

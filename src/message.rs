@@ -24,8 +24,10 @@ pub struct Message {
     /// Deliveries so far; incremented just before each delivery.
     pub attempts: u16,
     /// For DPUB: milliseconds to hold it before the first delivery (at most max-req-timeout,
-    /// an hour by default). Milliseconds in a u32 keep a queued message at 64 bytes.
+    /// an hour by default).
     pub deferred_ms: u32,
+    /// Its place in the topic's log (from 1), given when the log takes it; 0 before.
+    pub seq: u64,
 }
 
 /// Nanoseconds since the Unix epoch, now.
@@ -45,6 +47,7 @@ impl Message {
             timestamp: now_ns(),
             attempts: 0,
             deferred_ms: 0,
+            seq: 0,
         }
     }
 

@@ -10,8 +10,9 @@
 //!    messages go back to their channel's queue; HTTP requests in progress finish;
 //! 3. the lookup loop closes its lookupd connections; the `nsqd.dat` keeper writes the file a
 //!    last time and stops;
-//! 4. every topic pump and channel timer stops (queued messages live in memory until the
-//!    durability issue gives them a disk queue);
+//! 4. every topic log is fsynced and every channel's cursor saved exactly (queued, in-flight
+//!    and deferred messages, deferred ones with their due time), then every topic flusher and
+//!    channel timer stops;
 //! 5. the store is flushed and closed, and the data-path lock released.
 
 mod dat_keeper;
@@ -34,6 +35,7 @@ use crate::lookup::{self, LookupChannelSource, LookupContext};
 use crate::lookup_wire::PeerInfo;
 use crate::meta_store::{self, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
+use crate::queue::LogSettings;
 use crate::tcp::{self, TcpContext};
 
 /// Why the daemon could not start. Nothing it had started is left running.
@@ -171,7 +173,14 @@ impl Nsqd {
         let broker = Broker::with_config(
             Arc::new(store),
             BrokerConfig {
-                mem_queue_size: usize::try_from(opts.mem_queue_size).unwrap_or(0),
+                queue_root: Some(data_path.join(crate::queue::QUEUES_DIR)),
+                log: LogSettings {
+                    mem_queue_size: usize::try_from(opts.mem_queue_size).unwrap_or(0),
+                    max_bytes_per_file: u64::try_from(opts.max_bytes_per_file).unwrap_or(1),
+                    sync_every: u64::try_from(opts.sync_every).unwrap_or(1),
+                    sync_timeout: opts.sync_timeout,
+                    durable: opts.durable,
+                },
                 node_id: opts.node_id,
                 e2e_percentiles: opts.e2e_processing_latency_percentiles.clone(),
                 e2e_window: opts.e2e_processing_latency_window_time,
@@ -286,6 +295,8 @@ impl Nsqd {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tasks.wait().await;
+        // No client is left: every in-flight message is back in its channel.
+        self.broker.save_queues().await;
         self.broker.close().await;
         let store = self.broker.store().clone();
         drop(self.broker);

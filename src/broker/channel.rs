@@ -1,6 +1,7 @@
-//! A channel: one consumer group's copy of a topic's stream. It holds the queue of messages
-//! waiting for a consumer, the messages in flight (delivered, not yet finished) with their
-//! timeouts, the deferred messages with their due times, and its consumers.
+//! A channel: one consumer group's reading of a topic's stream. It holds its cursor into the
+//! topic's log (with the messages waiting outside the log's order), the messages in flight
+//! (delivered, not yet finished) with their timeouts, the deferred messages with their due
+//! times, and its consumers.
 //!
 //! A timer task per channel fires in-flight timeouts and deferred due times at their exact
 //! instant (Go scans every 100 ms and can be seconds late).
@@ -21,7 +22,7 @@ use super::latency::LatencyWindow;
 use super::lazy_task::{LazyTask, Spawner};
 use crate::message::{Message, MessageId};
 use crate::names;
-use crate::queue::MessageQueue;
+use crate::queue::ChannelCursor;
 
 /// Why FIN, REQ or TOUCH failed; the text is Go's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -74,7 +75,9 @@ struct Flights {
     /// has another deadline); they are skipped when popped, and swept out when they outnumber
     /// the live ones, so the heap stays within a small multiple of the messages in flight.
     timeouts: BinaryHeap<Reverse<(Instant, MessageId)>>,
-    deferred: BTreeMap<(Instant, u64), Message>,
+    /// Deferred messages with their due time in milliseconds since the epoch (saved, so a
+    /// restart keeps it).
+    deferred: BTreeMap<(Instant, u64), (Message, i64)>,
     sequence: u64,
 }
 
@@ -100,10 +103,9 @@ pub struct Channel {
     ephemeral: bool,
     paused: AtomicBool,
     deleted: AtomicBool,
-    queue: MessageQueue,
+    cursor: ChannelCursor,
     flights: Mutex<Flights>,
     timer: Notify,
-    pub message_count: AtomicU64,
     pub requeue_count: AtomicU64,
     pub timeout_count: AtomicU64,
     clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
@@ -126,7 +128,7 @@ impl Channel {
     pub(crate) fn new(
         name: &str,
         paused: bool,
-        mem_queue_size: usize,
+        cursor: ChannelCursor,
         latency_window: Option<Duration>,
         spawner: Spawner,
     ) -> Self {
@@ -135,10 +137,9 @@ impl Channel {
             ephemeral: names::is_ephemeral(name),
             paused: AtomicBool::new(paused),
             deleted: AtomicBool::new(false),
-            queue: MessageQueue::in_memory(mem_queue_size),
+            cursor,
             flights: Mutex::new(Flights::default()),
             timer: Notify::new(),
-            message_count: AtomicU64::new(0),
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
@@ -203,55 +204,95 @@ impl Channel {
         self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a message for delivery.
-    pub fn put(&self, message: Message) {
-        self.message_count.fetch_add(1, Ordering::Relaxed);
-        self.requeue_internal(message);
+    /// Messages this channel has taken from its topic.
+    pub fn message_count(&self) -> u64 {
+        self.cursor.taken.load(Ordering::Relaxed)
+    }
+
+    /// The channel's place in the topic's log.
+    pub fn cursor(&self) -> &ChannelCursor {
+        &self.cursor
     }
 
     fn requeue_internal(&self, message: Message) {
-        if let Err(e) = self.queue.put(message) {
-            tracing::error!(channel = %self.name, error = %e, "message dropped");
-        }
-    }
-
-    /// Holds a message for `delay`, then queues it.
-    pub fn put_deferred(self: &Arc<Self>, message: Message, delay: Duration) {
-        self.message_count.fetch_add(1, Ordering::Relaxed);
-        self.defer(message, delay);
+        self.cursor.requeue(message);
     }
 
     fn defer(self: &Arc<Self>, message: Message, delay: Duration) {
+        let due_ms = crate::message::now_ns() / 1_000_000
+            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        self.defer_until(message, Instant::now() + delay, due_ms);
+    }
+
+    fn defer_until(self: &Arc<Self>, message: Message, due: Instant, due_ms: i64) {
         self.ensure_timer();
-        let due = Instant::now() + delay;
         {
             let mut flights = self.flights();
             flights.sequence += 1;
             let sequence = flights.sequence;
-            flights.deferred.insert((due, sequence), message);
+            flights.deferred.insert((due, sequence), (message, due_ms));
         }
         self.timer.notify_one();
     }
 
-    /// The next queued message, waiting for one. Cancel-safe: a message is taken only when
-    /// the future completes.
-    pub async fn next_message(&self) -> Option<Message> {
-        self.queue.next().await
+    /// The next message to deliver, waiting for one. Cancel-safe: a message is taken only
+    /// when the future completes.
+    pub async fn next_message(self: &Arc<Self>) -> Option<Message> {
+        loop {
+            let requeued = self.cursor.readable().notified();
+            let appended = self.cursor.log().appended().notified();
+            tokio::pin!(requeued, appended);
+            // Registered before looking, so a message arriving meanwhile is not missed.
+            requeued.as_mut().enable();
+            appended.as_mut().enable();
+            if let Some(message) = self.try_next_message() {
+                return Some(message);
+            }
+            tokio::select! {
+                _ = requeued => {}
+                _ = appended => {}
+            }
+        }
     }
 
-    /// The next queued message, if one is waiting now.
-    pub fn try_next_message(&self) -> Option<Message> {
-        self.queue.try_next()
+    /// The next message to deliver, if one is waiting now.
+    pub fn try_next_message(self: &Arc<Self>) -> Option<Message> {
+        let mut deferred = Vec::new();
+        let message = self.cursor.take(&mut deferred);
+        if !deferred.is_empty() {
+            let now_ms = crate::message::now_ns() / 1_000_000;
+            let now = Instant::now();
+            for (message, due_ms) in deferred {
+                let wait = Duration::from_millis(u64::try_from(due_ms - now_ms).unwrap_or(0));
+                self.defer_until(message, now + wait, due_ms);
+            }
+        }
+        message
     }
 
     /// Messages waiting for a consumer.
     pub fn depth(&self) -> usize {
-        self.queue.depth()
+        self.cursor.depth()
     }
 
-    /// Of [`Channel::depth`], those in the backend (beyond `--mem-queue-size`).
+    /// Of [`Channel::depth`], those only on disk (beyond `--mem-queue-size`).
     pub fn backend_depth(&self) -> usize {
-        self.queue.backend_depth()
+        self.cursor.backend_depth()
+    }
+
+    /// Saves the channel's place (if changed, or `force`); returns the saved watermark.
+    pub(crate) fn save_cursor(&self, force: bool) -> Option<crate::queue::segment_log::Position> {
+        let mut notes = std::collections::HashMap::new();
+        {
+            let flights = self.flights();
+            for entry in flights.in_flight.values() {
+                notes.insert(entry.message.seq, (entry.message.attempts, 0));
+            }
+            for (message, due_ms) in flights.deferred.values() {
+                notes.insert(message.seq, (message.attempts, *due_ms));
+            }
+        }
+        self.cursor.save(&mut notes, force)
     }
 
     /// (in flight, deferred) counts.
@@ -312,6 +353,7 @@ impl Channel {
     /// FIN: the message is done.
     pub fn finish(&self, client: u64, id: &MessageId) -> Result<(), FlightError> {
         let entry = self.take_in_flight(client, id)?;
+        self.cursor.finish(entry.message.seq);
         if let Some(window) = &self.latency {
             let nanos = crate::message::now_ns()
                 .saturating_sub(entry.message.timestamp)
@@ -393,7 +435,7 @@ impl Channel {
 
     /// Drops every queued, in-flight and deferred message.
     pub fn empty(&self) {
-        self.queue.empty();
+        self.cursor.empty();
         let clients = self.clients();
         let mut flights = self.flights();
         flights.in_flight.clear();
@@ -480,7 +522,7 @@ impl Channel {
                 if entry.key().0 > now {
                     break;
                 }
-                due.push(entry.remove());
+                due.push(entry.remove().0);
             }
             let next_flight = flights.timeouts.peek().map(|Reverse((d, _))| *d);
             let next_deferred = flights.deferred.first_key_value().map(|((d, _), _)| *d);

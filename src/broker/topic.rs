@@ -1,19 +1,23 @@
-//! A topic: a named stream that copies each message to every channel. It holds its channels,
-//! its paused flag, its lifecycle state, and the queue of messages not yet copied to channels
-//! (kept while it is paused, not started, or has no channel yet, as Go nsqd does).
+//! A topic: a named stream every channel of it reads. It holds its log (every message once,
+//! see [`TopicLog`]), its channels, its paused flag and its lifecycle state. Messages wait in
+//! the log while the topic is paused, not started, or has no channel yet, as Go nsqd holds
+//! them in the topic's queue.
+//!
+//! A flusher task per topic (started with the first message) fsyncs the log (group commit for
+//! `--durable`, else every `--sync-every` messages or `--sync-timeout`), saves the channels'
+//! cursors every `--sync-timeout`, and deletes log segments every channel has finished.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::Channel;
 use super::lazy_task::{LazyTask, Spawner};
 use crate::message::Message;
 use crate::names;
-use crate::queue::MessageQueue;
+use crate::queue::topic_log::{AppendError, TopicLog};
 
 /// Where a topic is in its life. Only `Live` topics are visible to readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,24 +42,30 @@ pub struct Topic {
     channels: Mutex<BTreeMap<String, Arc<Channel>>>,
     /// Held across a whole metadata change of this topic (persist, apply, announce).
     pub(crate) change_lock: Arc<tokio::sync::Mutex<()>>,
-    queue: MessageQueue,
+    log: Arc<TopicLog>,
     pub message_count: AtomicU64,
     pub message_bytes: AtomicU64,
-    /// Bumped on start, pause, unpause and channel changes, so that the pump looks again.
-    changes: watch::Sender<u64>,
     exit: CancellationToken,
-    pump_task: LazyTask,
+    flusher: LazyTask,
+    /// How often cursors are saved.
+    save_every: std::time::Duration,
 }
 
 impl Topic {
-    pub(crate) fn new(name: &str, paused: bool, mem_queue_size: usize, spawner: Spawner) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        paused: bool,
+        log: Arc<TopicLog>,
+        save_every: std::time::Duration,
+        spawner: Spawner,
+    ) -> Self {
         Topic {
-            queue: MessageQueue::in_memory(mem_queue_size),
+            log,
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
-            changes: watch::channel(0).0,
             exit: CancellationToken::new(),
-            pump_task: LazyTask::new(spawner),
+            flusher: LazyTask::new(spawner),
+            save_every,
             name: name.into(),
             ephemeral: names::is_ephemeral(name),
             paused: AtomicBool::new(paused),
@@ -76,7 +86,12 @@ impl Topic {
         self.ephemeral
     }
 
-    /// Whether copying messages to channels is paused.
+    /// The topic's message log.
+    pub fn log(&self) -> &Arc<TopicLog> {
+        &self.log
+    }
+
+    /// Whether delivery to channels is paused.
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
     }
@@ -86,9 +101,10 @@ impl Topic {
         self.changed();
     }
 
-    /// Tells the pump to look again (start, pause, channel set).
+    /// Lets channels read while the topic is started, unpaused and has channels.
     pub(crate) fn changed(&self) {
-        self.changes.send_modify(|v| *v += 1);
+        let flowing = self.is_started() && !self.is_paused() && !self.lock_channels().is_empty();
+        self.log.set_flowing(flowing);
     }
 
     /// Cancelled when the topic is deleted.
@@ -96,72 +112,131 @@ impl Topic {
         &self.exit
     }
 
-    /// Publishes messages: they are queued in order, then copied to every channel (by the
-    /// pump, started with the first message).
-    pub fn put_messages(self: &Arc<Self>, messages: impl IntoIterator<Item = Message>) {
+    /// Publishes messages, in order, to every channel. With `--durable`, returns only once
+    /// they are fsynced.
+    ///
+    /// # Errors
+    /// [`AppendError`] when they could not be written (or fsynced): none of them is kept.
+    pub async fn publish(self: &Arc<Self>, messages: Vec<Message>) -> Result<(), AppendError> {
+        self.ensure_flusher();
+        let count = messages.len() as u64;
+        let bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
+        let end = self.log.append(messages)?;
+        if self.log.is_durable() {
+            self.log.wait_durable(end - count, end).await?;
+        }
+        self.message_count.fetch_add(count, Ordering::Relaxed);
+        self.message_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Starts the flusher unless it runs.
+    pub(crate) fn ensure_flusher(self: &Arc<Self>) {
         let topic = self.clone();
-        self.pump_task
-            .ensure(move |shutdown| topic.run_pump(shutdown));
-        for message in messages {
-            self.message_count.fetch_add(1, Ordering::Relaxed);
-            self.message_bytes
-                .fetch_add(message.body.len() as u64, Ordering::Relaxed);
-            if let Err(e) = self.queue.put(message) {
-                tracing::error!(topic = %self.name, error = %e, "message dropped");
+        self.flusher
+            .ensure(move |shutdown| topic.run_flusher(shutdown));
+    }
+
+    /// Messages held for the channels: while the topic is paused (or has no channel yet),
+    /// those no channel has read. A flowing topic holds none: its messages count in its
+    /// channels' depth, as Go's pump would have moved them there.
+    pub fn depth(&self) -> usize {
+        if self.log.is_flowing() {
+            return 0;
+        }
+        let end = self.log.end().seq;
+        end.saturating_sub(self.unread_from()) as usize
+    }
+
+    /// Of [`Topic::depth`], those only on disk.
+    pub fn backend_depth(&self) -> usize {
+        if self.log.dir().is_none() || self.log.is_flowing() {
+            return 0;
+        }
+        let from = self.unread_from();
+        self.log.memory_from().saturating_sub(from) as usize
+    }
+
+    /// The first message no channel has read.
+    fn unread_from(&self) -> u64 {
+        let channels = self.channels();
+        if channels.is_empty() {
+            return self.log.head().seq;
+        }
+        channels
+            .iter()
+            .map(|c| c.cursor().read_position().seq)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Drops the messages no channel has taken yet: those waiting for a first channel, or,
+    /// while paused, those the channels have not read.
+    pub fn empty(&self) {
+        self.log.set_head(self.log.end());
+        if let Err(e) = self.log.save_head() {
+            tracing::warn!(topic = %self.name, error = %e, "cannot save the topic cursor");
+        }
+        if self.is_paused() {
+            for channel in self.channels() {
+                channel.cursor().skip_unread();
             }
         }
     }
 
-    /// Messages not yet copied to channels.
-    pub fn depth(&self) -> usize {
-        self.queue.depth()
+    /// Fsyncs the log and saves every channel's cursor (all of them if `force`), then deletes
+    /// the log segments every channel has finished.
+    pub(crate) async fn flush(&self, force: bool) {
+        if self.log.dir().is_none() {
+            return;
+        }
+        if let Err(e) = self.log.sync_now().await {
+            tracing::warn!(topic = %self.name, error = %e, "cannot fsync the message log");
+        }
+        let channels = self.channels();
+        let mut keep: Option<crate::queue::segment_log::Position> = None;
+        let mut all_saved = true;
+        for channel in channels.iter().filter(|c| !c.is_ephemeral()) {
+            match channel.save_cursor(force) {
+                Some(watermark) => keep = Some(keep.map_or(watermark, |k| k.min(watermark))),
+                // Never saved: what it needs is unknown on disk, so nothing is deleted.
+                None => all_saved = false,
+            }
+        }
+        if channels.iter().all(|c| c.is_ephemeral()) {
+            if let Err(e) = self.log.save_head() {
+                tracing::warn!(topic = %self.name, error = %e, "cannot save the topic cursor");
+            }
+            let head = self.log.head().pos;
+            keep = Some(keep.map_or(head, |k| k.min(head)));
+        }
+        // Ephemeral channels save nothing: keep what they still read.
+        for channel in channels.iter().filter(|c| c.is_ephemeral()) {
+            let read = channel.cursor().read_position().pos;
+            keep = Some(keep.map_or(read, |k| k.min(read)));
+        }
+        if let Some(keep) = keep.filter(|_| all_saved) {
+            self.log.remove_before(keep);
+        }
     }
 
-    /// Of [`Topic::depth`], those beyond `--mem-queue-size`.
-    pub fn backend_depth(&self) -> usize {
-        self.queue.backend_depth()
-    }
-
-    /// Drops the messages not yet copied to channels.
-    pub fn empty(&self) {
-        self.queue.empty();
-    }
-
-    /// Copies queued messages to every channel while the topic is started, unpaused and has
-    /// channels; stops when the topic is deleted or `shutdown` is cancelled.
-    async fn run_pump(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut changes = self.changes.subscribe();
+    /// Runs the log's syncer and saves cursors every `--sync-timeout`, until the topic is
+    /// deleted or `shutdown` is cancelled (the broker saves everything itself at shutdown).
+    async fn run_flusher(self: Arc<Self>, shutdown: CancellationToken) {
+        let stop = CancellationToken::new();
+        let syncer = tokio::spawn(self.log.clone().run_syncer(stop.clone()));
+        let mut ticks = tokio::time::interval(self.save_every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // Marked before looking, so a change made while looking is not missed.
-            changes.mark_unchanged();
-            let channels: Vec<Arc<Channel>> = self.channels();
-            let flowing = self.is_started() && !self.is_paused() && !channels.is_empty();
-            if !flowing {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = self.exit.cancelled() => return,
-                    _ = changes.changed() => continue,
-                }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.exit.cancelled() => break,
+                _ = ticks.tick() => self.flush(false).await,
             }
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return,
-                    _ = self.exit.cancelled() => return,
-                    _ = changes.changed() => break,
-                    message = self.queue.next() => {
-                        let Some(message) = message else { return };
-                        copy_to(&channels, message);
-                        // Drain what else is waiting before looking at the other events again.
-                        for _ in 0..PUMP_BATCH {
-                            match self.queue.try_next() {
-                                Some(message) => copy_to(&channels, message),
-                                None => break,
-                            }
-                        }
-                    }
-                }
-            }
+        }
+        stop.cancel();
+        if let Err(e) = syncer.await {
+            tracing::warn!(topic = %self.name, error = %e, "log syncer failed");
         }
     }
 
@@ -194,6 +269,7 @@ impl Topic {
 
     pub(crate) fn mark_gone(&self) {
         self.set_state(TopicState::Gone);
+        self.log.set_flowing(false);
         self.exit.cancel();
     }
 
@@ -212,29 +288,5 @@ impl Topic {
     /// Every channel, in name order.
     pub fn channels(&self) -> Vec<Arc<Channel>> {
         self.lock_channels().values().cloned().collect()
-    }
-}
-
-/// How many waiting messages the pump copies before it checks for pause and channel changes.
-const PUMP_BATCH: usize = 1024;
-
-/// Gives each live channel its own copy of `message` (bodies are shared).
-fn copy_to(channels: &[Arc<Channel>], message: Message) {
-    let live: Vec<&Arc<Channel>> = channels.iter().filter(|c| !c.is_deleted()).collect();
-    let Some((last, rest)) = live.split_last() else {
-        return;
-    };
-    for channel in rest {
-        deliver(channel, message.clone());
-    }
-    deliver(last, message);
-}
-
-fn deliver(channel: &Arc<Channel>, message: Message) {
-    if message.deferred_ms == 0 {
-        channel.put(message);
-    } else {
-        let delay = std::time::Duration::from_millis(u64::from(message.deferred_ms));
-        channel.put_deferred(message, delay);
     }
 }

@@ -80,7 +80,10 @@ pub(super) async fn publish(
         .await
         .map_err(|e| ClientError::fatal(code, format!("{command} failed {e}")))?;
     let count = messages.len() as u64;
-    topic.put_messages(messages);
+    topic
+        .publish(messages)
+        .await
+        .map_err(|e| ClientError::fatal(code, format!("{command} failed {e}")))?;
     cx.session.info.published(topic.name(), count);
     Ok(Some(OK.to_vec()))
 }

@@ -37,7 +37,11 @@ async fn put(state: &State, topic: &str, messages: Vec<Message>) -> ApiResult {
             crate::broker::BrokerError::Store(_) => broker_error(e),
             _ => ApiError::new(503, "EXITING"),
         })?;
-    topic.put_messages(messages);
+    // Go answers 503 EXITING when a topic cannot take a message; the reason says why.
+    topic.publish(messages).await.map_err(|e| ApiError {
+        reason: Some(e.to_string()),
+        ..ApiError::new(503, "EXITING")
+    })?;
     Ok(Reply::Text("OK".into()))
 }
 

@@ -150,6 +150,24 @@ fn client_json(client: &ClientInfo) -> Value {
     value
 }
 
+/// The topic log's recovery counters and fsync figures (rnsq's own; Go has none).
+fn disk_json(topic: &Topic) -> Value {
+    let log = topic.log();
+    let c = &log.counters;
+    let n = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+    json!({
+        "durable": log.is_durable(),
+        "on_disk": log.dir().is_some(),
+        "truncated_bytes": n(&c.truncated_bytes),
+        "damaged_records": n(&c.damaged_records),
+        "damaged_bytes": n(&c.damaged_bytes),
+        "temp_files_removed": n(&c.temp_files_removed),
+        "dropped_messages": n(&c.dropped),
+        "fsyncs": n(&c.fsyncs),
+        "fsynced_messages": n(&c.fsynced_messages),
+    })
+}
+
 fn as_json(
     topics: &[std::sync::Arc<Topic>],
     producers: &[std::sync::Arc<ClientInfo>],
@@ -172,7 +190,7 @@ fn as_json(
                         "backend_depth": c.backend_depth(),
                         "in_flight_count": in_flight,
                         "deferred_count": deferred,
-                        "message_count": c.message_count.load(Ordering::Relaxed),
+                        "message_count": c.message_count(),
                         "requeue_count": c.requeue_count.load(Ordering::Relaxed),
                         "timeout_count": c.timeout_count.load(Ordering::Relaxed),
                         "client_count": consumers.len(),
@@ -195,6 +213,7 @@ fn as_json(
                 "message_bytes": topic.message_bytes.load(Ordering::Relaxed),
                 "paused": topic.is_paused(),
                 "e2e_processing_latency": latency(percentiles, &topic.channels()),
+                "disk": disk_json(topic),
             })
         })
         .collect();
@@ -322,7 +341,7 @@ fn as_text(
                 deferred,
                 channel.requeue_count.load(Ordering::Relaxed),
                 channel.timeout_count.load(Ordering::Relaxed),
-                channel.message_count.load(Ordering::Relaxed),
+                channel.message_count(),
                 latency::text(&latency(percentiles, std::slice::from_ref(&channel))),
             );
             if !filter.include_clients {

@@ -1,0 +1,418 @@
+//! A channel's place in its topic's log, and the messages it holds outside the log's order.
+//!
+//! - `read`: the next message of the log the channel has not taken.
+//! - `outstanding`: messages taken and not finished (in flight, deferred, requeued); the
+//!   oldest is the **watermark**: everything before it is finished.
+//! - `ready`: messages to deliver before reading on (requeued, timed out, due).
+//!
+//! What is saved (`<topic>/channels/<channel>.state`, see [`cursor_file`]) is the watermark,
+//! the read cursor and the outstanding messages' numbers with their attempts and due times;
+//! every other message between watermark and read cursor is finished. Restoring reads the log
+//! again from the watermark, delivering only those outstanding ones. A clean shutdown saves
+//! the exact state; after a crash the last periodic save is used, so messages finished since
+//! are delivered again (at least once), and none is lost.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use super::cursor_file::{self, Cursor, Pending, SavedCursor};
+use super::segment_log::{LogReader, Position};
+use super::topic_log::{clamp, TopicLog};
+use crate::message::Message;
+
+/// Messages taken from the log at a time.
+const PREFETCH: usize = 128;
+
+/// What a restored channel still has to deliver from the part of the log it had read.
+struct Replay {
+    /// The saved read cursor: past it, everything is new.
+    until: Cursor,
+    /// Outstanding messages by number: (attempts, due ms).
+    pending: HashMap<u64, (u16, i64)>,
+}
+
+struct Inner {
+    ready: VecDeque<Message>,
+    prefetched: VecDeque<Message>,
+    read: Cursor,
+    reader: Option<LogReader>,
+    outstanding: BTreeMap<u64, Position>,
+    replay: Option<Replay>,
+    /// Changed since the last save.
+    dirty: bool,
+    /// The watermark last saved (segments before it may be deleted).
+    saved_watermark: Option<Position>,
+}
+
+/// A channel's reading state. See the module docs.
+pub struct ChannelCursor {
+    log: Arc<TopicLog>,
+    state_path: Option<PathBuf>,
+    inner: Mutex<Inner>,
+    readable: Notify,
+    /// Messages taken from the log (the channel's `message_count`).
+    pub taken: AtomicU64,
+}
+
+fn now_ms() -> i64 {
+    crate::message::now_ns() / 1_000_000
+}
+
+impl ChannelCursor {
+    /// A new channel reading from `start`; saves that at once (without fsync: a crash of the
+    /// process keeps it, and a lost file only means reading from the log's start again).
+    pub fn new(log: Arc<TopicLog>, state_path: Option<PathBuf>, start: Cursor) -> Self {
+        let cursor = Self::build(log, state_path, start, None);
+        if let Some(path) = &cursor.state_path {
+            let saved = SavedCursor {
+                read: start,
+                watermark: start,
+                pending: Vec::new(),
+            };
+            if let Err(e) = cursor_file::save_quick(path, &saved) {
+                tracing::warn!(error = %e, "cannot save a new channel's cursor");
+            }
+            cursor.lock().saved_watermark = Some(start.pos);
+        }
+        cursor
+    }
+
+    /// A channel restored from its saved state at `state_path` (none saved, or unreadable:
+    /// from the oldest message kept, so nothing is lost).
+    pub fn restore(log: Arc<TopicLog>, state_path: PathBuf) -> Self {
+        let (first, end) = (log.first(), log.end());
+        let saved = match cursor_file::load(&state_path) {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the channel from the oldest message kept");
+                None
+            }
+        };
+        let Some(saved) = saved else {
+            let cursor = Self::build(log, Some(state_path), first, None);
+            cursor.lock().dirty = true;
+            return cursor;
+        };
+        let until = clamp(saved.read, first, end);
+        let watermark = clamp(saved.watermark, first, until);
+        let replay = (watermark.seq < until.seq).then(|| Replay {
+            until,
+            pending: saved
+                .pending
+                .iter()
+                .map(|p| (p.seq, (p.attempts, p.due_ms)))
+                .collect(),
+        });
+        let cursor = Self::build(log, Some(state_path), watermark, replay);
+        cursor.lock().saved_watermark = Some(watermark.pos);
+        cursor
+    }
+
+    fn build(
+        log: Arc<TopicLog>,
+        state_path: Option<PathBuf>,
+        read: Cursor,
+        replay: Option<Replay>,
+    ) -> Self {
+        ChannelCursor {
+            log,
+            state_path,
+            inner: Mutex::new(Inner {
+                ready: VecDeque::new(),
+                prefetched: VecDeque::new(),
+                read,
+                reader: None,
+                outstanding: BTreeMap::new(),
+                replay,
+                dirty: false,
+                saved_watermark: None,
+            }),
+            readable: Notify::new(),
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The topic's log.
+    pub fn log(&self) -> &Arc<TopicLog> {
+        &self.log
+    }
+
+    /// Notified (all waiters) when a message is requeued.
+    pub fn readable(&self) -> &Notify {
+        &self.readable
+    }
+
+    /// Where the state is saved (`None`: never saved).
+    pub fn state_path(&self) -> Option<&Path> {
+        self.state_path.as_deref()
+    }
+
+    /// The next message to deliver, if one is waiting. Messages read from the log that are
+    /// not due yet go to `deferred` with their due time (ms since the epoch).
+    pub fn take(&self, deferred: &mut Vec<(Message, i64)>) -> Option<Message> {
+        let mut inner = self.lock();
+        if let Some(message) = inner.ready.pop_front() {
+            return Some(message);
+        }
+        loop {
+            if let Some(message) = inner.prefetched.pop_front() {
+                return Some(message);
+            }
+            if !self.log.is_flowing() {
+                return None;
+            }
+            let mut batch = Vec::with_capacity(PREFETCH);
+            let from = inner.read;
+            let mut reader = inner.reader.take();
+            let result = self.log.read(from, &mut reader, PREFETCH, &mut batch);
+            inner.reader = reader;
+            match result {
+                Ok(next) => inner.read = next,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the message log");
+                    return None;
+                }
+            }
+            if batch.is_empty() {
+                return None;
+            }
+            inner.dirty = true;
+            let now = now_ms();
+            let mut new = 0;
+            for (at, mut message) in batch {
+                let mut due = if message.deferred_ms > 0 {
+                    message.timestamp / 1_000_000 + i64::from(message.deferred_ms)
+                } else {
+                    0
+                };
+                if let Some(replay) = inner.replay.as_mut().filter(|r| at.seq < r.until.seq) {
+                    // Saved as finished unless listed.
+                    let Some((attempts, due_ms)) = replay.pending.remove(&at.seq) else {
+                        continue;
+                    };
+                    message.attempts = attempts;
+                    due = due_ms;
+                } else {
+                    new += 1;
+                }
+                inner.outstanding.insert(at.seq, at.pos);
+                if due > now {
+                    deferred.push((message, due));
+                } else {
+                    inner.prefetched.push_back(message);
+                }
+            }
+            if inner
+                .replay
+                .as_ref()
+                .is_some_and(|r| inner.read.seq >= r.until.seq)
+            {
+                inner.replay = None;
+            }
+            self.taken.fetch_add(new, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts a message back in front of the log's order.
+    pub fn requeue(&self, message: Message) {
+        {
+            let mut inner = self.lock();
+            inner.ready.push_back(message);
+            inner.dirty = true;
+        }
+        self.readable.notify_waiters();
+    }
+
+    /// The message numbered `seq` is finished.
+    pub fn finish(&self, seq: u64) {
+        let mut inner = self.lock();
+        inner.outstanding.remove(&seq);
+        inner.dirty = true;
+    }
+
+    /// Messages waiting: requeued, read ahead, and not yet read from the log.
+    pub fn depth(&self) -> usize {
+        let inner = self.lock();
+        let end = self.log.end().seq;
+        let unread = match &inner.replay {
+            Some(replay) => replay.pending.len() as u64 + end.saturating_sub(replay.until.seq),
+            None => end.saturating_sub(inner.read.seq),
+        };
+        inner.ready.len() + inner.prefetched.len() + unread as usize
+    }
+
+    /// Of the messages not yet read, those only on disk.
+    pub fn backend_depth(&self) -> usize {
+        if self.log.dir().is_none() {
+            return 0;
+        }
+        let read = self.lock().read.seq;
+        self.log.memory_from().saturating_sub(read) as usize
+    }
+
+    /// The next message of the log this channel has not read.
+    pub fn read_position(&self) -> Cursor {
+        let inner = self.lock();
+        match &inner.replay {
+            Some(replay) => replay.until,
+            None => inner.read,
+        }
+    }
+
+    /// Drops everything: waiting, outstanding and unread messages.
+    pub fn empty(&self) {
+        let end = self.log.end();
+        let mut inner = self.lock();
+        inner.ready.clear();
+        inner.prefetched.clear();
+        inner.outstanding.clear();
+        inner.replay = None;
+        inner.read = end;
+        inner.reader = None;
+        inner.dirty = true;
+    }
+
+    /// Skips the messages not read yet (the topic was emptied while paused).
+    pub fn skip_unread(&self) {
+        let end = self.log.end();
+        let mut inner = self.lock();
+        inner.prefetched.clear();
+        inner.replay = None;
+        inner.read = end;
+        inner.reader = None;
+        inner.dirty = true;
+    }
+
+    /// Saves the state if it changed (or `force`), with `notes` giving the attempts and due
+    /// times of outstanding messages held elsewhere (in flight, deferred). Returns the saved
+    /// watermark: every reader is at or past it.
+    pub fn save(&self, notes: &mut HashMap<u64, (u16, i64)>, force: bool) -> Option<Position> {
+        let path = self.state_path.as_ref()?;
+        let saved =
+            {
+                let mut inner = self.lock();
+                if !inner.dirty && !force {
+                    return inner.saved_watermark;
+                }
+                for message in inner.ready.iter().chain(inner.prefetched.iter()) {
+                    notes.entry(message.seq).or_insert((message.attempts, 0));
+                }
+                let read = match &inner.replay {
+                    Some(replay) => replay.until,
+                    None => inner.read,
+                };
+                let watermark = match inner.outstanding.first_key_value() {
+                    Some((&seq, &pos)) if seq < inner.read.seq => Cursor { seq, pos },
+                    _ => inner.read,
+                };
+                let mut pending: Vec<Pending> = inner
+                    .outstanding
+                    .keys()
+                    .map(|&seq| {
+                        let (attempts, due_ms) = notes.get(&seq).copied().unwrap_or((0, 0));
+                        Pending {
+                            seq,
+                            attempts,
+                            due_ms,
+                        }
+                    })
+                    .collect();
+                if let Some(replay) = &inner.replay {
+                    pending.extend(replay.pending.iter().map(|(&seq, &(attempts, due_ms))| {
+                        Pending {
+                            seq,
+                            attempts,
+                            due_ms,
+                        }
+                    }));
+                }
+                inner.dirty = false;
+                SavedCursor {
+                    read,
+                    watermark,
+                    pending,
+                }
+            };
+        match cursor_file::save(path, &saved) {
+            Ok(()) => {
+                let mut inner = self.lock();
+                inner.saved_watermark = Some(saved.watermark.pos);
+                inner.saved_watermark
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the channel cursor");
+                let mut inner = self.lock();
+                inner.dirty = true;
+                inner.saved_watermark
+            }
+        }
+    }
+
+    /// The watermark last saved, if any.
+    pub fn saved_watermark(&self) -> Option<Position> {
+        self.lock().saved_watermark
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::disk_health::DiskHealth;
+    use crate::queue::topic_log::LogSettings;
+    use bytes::Bytes;
+
+    fn message(n: u8) -> Message {
+        Message::new([n; 16], Bytes::from(vec![n]))
+    }
+
+    fn drain(cursor: &ChannelCursor) -> Vec<Message> {
+        let mut out = Vec::new();
+        let mut deferred = Vec::new();
+        while let Some(m) = cursor.take(&mut deferred) {
+            out.push(m);
+        }
+        out
+    }
+
+    #[test]
+    fn a_saved_cursor_redelivers_exactly_the_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = Arc::new(DiskHealth::default());
+        let log =
+            Arc::new(TopicLog::open(dir.path(), LogSettings::default(), health.clone()).unwrap());
+        log.set_flowing(true);
+        let state = dir.path().join("channels").join("c.state");
+        let cursor = ChannelCursor::new(log.clone(), Some(state.clone()), log.end());
+        log.append((0..10).map(message).collect()).unwrap();
+        let taken = drain(&cursor);
+        assert_eq!(taken.len(), 10);
+        // Finish all but 2 and 5; 5 is in flight with 3 attempts.
+        for m in &taken {
+            if m.body[0] != 2 && m.body[0] != 5 {
+                cursor.finish(m.seq);
+            }
+        }
+        let mut notes = HashMap::from([(taken[5].seq, (3u16, 0i64))]);
+        cursor.save(&mut notes, true);
+        drop(cursor);
+
+        let log = Arc::new(TopicLog::open(dir.path(), LogSettings::default(), health).unwrap());
+        log.set_flowing(true);
+        let cursor = ChannelCursor::restore(log.clone(), state);
+        assert_eq!(cursor.depth(), 2);
+        log.append(vec![message(10)]).unwrap();
+        let again: Vec<(u8, u16)> = drain(&cursor)
+            .iter()
+            .map(|m| (m.body[0], m.attempts))
+            .collect();
+        assert_eq!(again, vec![(2, 0), (5, 3), (10, 0)]);
+    }
+}

@@ -1,0 +1,219 @@
+//! A saved place in a topic's log: a channel's `<channel>.state` (or the topic's
+//! `topic.state`, where a first channel would start). Written whole to a temp file, fsynced,
+//! renamed over the old one and the directory fsynced, so a crash leaves the old or the new.
+//!
+//! Format, big-endian: `RNSQCUR1`; the read cursor and the watermark (each seq, segment,
+//! offset: u64); a u32 count of pending messages, each `seq: u64, attempts: u16, due: i64`
+//! (milliseconds since the epoch, 0 for ready); then the CRC32C of everything before it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::segment_log::{sync_dir, LogError, Position};
+
+const MAGIC: &[u8; 8] = b"RNSQCUR1";
+
+/// A message's number in the log and the byte position of its record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub seq: u64,
+    pub pos: Position,
+}
+
+/// A message taken from the log but not finished, with what changed since it was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub seq: u64,
+    pub attempts: u16,
+    /// When it may be delivered, in milliseconds since the epoch (0: now).
+    pub due_ms: i64,
+}
+
+/// A channel's saved state. Every message from `watermark` up to `read` is finished unless
+/// listed in `pending`; nothing from `read` on has been taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedCursor {
+    pub read: Cursor,
+    pub watermark: Cursor,
+    pub pending: Vec<Pending>,
+}
+
+/// The temp file a save writes first.
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+fn put_cursor(out: &mut Vec<u8>, cursor: &Cursor) {
+    out.extend_from_slice(&cursor.seq.to_be_bytes());
+    out.extend_from_slice(&cursor.pos.segment.to_be_bytes());
+    out.extend_from_slice(&cursor.pos.offset.to_be_bytes());
+}
+
+/// Writes `saved` to `path` atomically and durably.
+pub fn save(path: &Path, saved: &SavedCursor) -> Result<(), LogError> {
+    write(path, saved, true)
+}
+
+/// Writes `saved` to `path` atomically, without fsync: it survives the process, not a power
+/// loss.
+pub fn save_quick(path: &Path, saved: &SavedCursor) -> Result<(), LogError> {
+    write(path, saved, false)
+}
+
+fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError> {
+    let mut out = Vec::with_capacity(64 + saved.pending.len() * 18);
+    out.extend_from_slice(MAGIC);
+    put_cursor(&mut out, &saved.read);
+    put_cursor(&mut out, &saved.watermark);
+    out.extend_from_slice(&(saved.pending.len() as u32).to_be_bytes());
+    for p in &saved.pending {
+        out.extend_from_slice(&p.seq.to_be_bytes());
+        out.extend_from_slice(&p.attempts.to_be_bytes());
+        out.extend_from_slice(&p.due_ms.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    let temp = temp_path(path);
+    let fail = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| LogError { path: p, source }
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(fail(dir))?;
+    }
+    {
+        use std::io::Write;
+        let mut file = fs::File::create(&temp).map_err(fail(&temp))?;
+        file.write_all(&out).map_err(fail(&temp))?;
+        if durable {
+            file.sync_data().map_err(fail(&temp))?;
+        }
+    }
+    fs::rename(&temp, path).map_err(fail(path))?;
+    if let Some(dir) = path.parent().filter(|_| durable) {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Why a saved cursor could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CursorFileError {
+    #[error("{0}")]
+    Io(#[from] LogError),
+    #[error("{path}: {what}")]
+    Corrupt { path: PathBuf, what: &'static str },
+}
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take::<8>().map(u64::from_be_bytes)
+    }
+    fn cursor(&mut self) -> Option<Cursor> {
+        Some(Cursor {
+            seq: self.u64()?,
+            pos: Position {
+                segment: self.u64()?,
+                offset: self.u64()?,
+            },
+        })
+    }
+}
+
+/// Reads the cursor saved at `path`; `None` if there is none.
+pub fn load(path: &Path) -> Result<Option<SavedCursor>, CursorFileError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LogError {
+                path: path.into(),
+                source,
+            }
+            .into())
+        }
+    };
+    let corrupt = |what| CursorFileError::Corrupt {
+        path: path.into(),
+        what,
+    };
+    let Some((body, crc)) = bytes.split_last_chunk::<4>() else {
+        return Err(corrupt("too short"));
+    };
+    if crc32c::crc32c(body) != u32::from_be_bytes(*crc) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let mut input = Bytes(body);
+    if input.take::<8>().as_ref() != Some(MAGIC) {
+        return Err(corrupt("not a cursor file"));
+    }
+    let parse = |input: &mut Bytes| -> Option<SavedCursor> {
+        let read = input.cursor()?;
+        let watermark = input.cursor()?;
+        let count = u32::from_be_bytes(input.take::<4>()?);
+        let mut pending = Vec::with_capacity((count as usize).min(input.0.len() / 18));
+        for _ in 0..count {
+            pending.push(Pending {
+                seq: input.u64()?,
+                attempts: u16::from_be_bytes(input.take::<2>()?),
+                due_ms: i64::from_be_bytes(input.take::<8>()?),
+            });
+        }
+        Some(SavedCursor {
+            read,
+            watermark,
+            pending,
+        })
+    };
+    parse(&mut input)
+        .filter(|_| input.0.is_empty())
+        .map(Some)
+        .ok_or_else(|| corrupt("truncated or malformed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.state");
+        assert_eq!(load(&path).unwrap(), None);
+        let saved = SavedCursor {
+            read: Cursor {
+                seq: 9,
+                pos: Position {
+                    segment: 1,
+                    offset: 40,
+                },
+            },
+            watermark: Cursor {
+                seq: 3,
+                pos: Position::default(),
+            },
+            pending: vec![Pending {
+                seq: 4,
+                attempts: 2,
+                due_ms: 1_700_000_000_000,
+            }],
+        };
+        save(&path, &saved).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(saved));
+        assert!(!temp_path(&path).exists());
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[20] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(load(&path), Err(CursorFileError::Corrupt { .. })));
+    }
+}
