@@ -151,10 +151,60 @@ impl Broker {
     /// Saves every topic's messages and channel cursors exactly (fsynced), so a restart
     /// delivers what was not finished, and nothing finished. Call once no client is left.
     pub async fn save_queues(&self) {
-        let topics: Vec<Arc<Topic>> = self.lock_topics().values().cloned().collect();
-        for topic in topics.iter().filter(|t| t.is_live()) {
-            topic.flush(true).await;
+        let topics: Vec<Arc<Topic>> = self
+            .lock_topics()
+            .values()
+            .filter(|t| t.is_live() && t.log().dir().is_some() && t.log().is_loaded())
+            .cloned()
+            .collect();
+        for topic in &topics {
+            if let Err(e) = topic.log().sync_now().await {
+                tracing::warn!(topic = topic.name(), error = %e, "cannot fsync the message log");
+            }
         }
+        let saved = tokio::task::spawn_blocking(move || {
+            for topic in &topics {
+                topic.save_cursors();
+            }
+        })
+        .await;
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "saving channel cursors failed");
+        }
+    }
+
+    /// Opens every topic's log in the background (boot leaves them for first use), and
+    /// starts the flusher of each that holds messages, so their channels' cursors are saved as
+    /// they are delivered. Stops on shutdown.
+    pub fn warm_up_queues(self: &Arc<Self>) {
+        if self.config.queue_root.is_none() {
+            return;
+        }
+        let broker = self.clone();
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let topics = broker.topics();
+            for chunk in topics.chunks(256) {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let chunk = chunk.to_vec();
+                let opened = tokio::task::spawn_blocking(move || {
+                    for topic in &chunk {
+                        topic.log().load();
+                    }
+                    chunk
+                })
+                .await;
+                let Ok(chunk) = opened else { return };
+                for topic in chunk
+                    .iter()
+                    .filter(|t| t.log().end().seq > t.log().first().seq)
+                {
+                    topic.ensure_flusher();
+                }
+            }
+        });
     }
 
     /// Stops every topic flusher and channel timer and waits for them, and lets go of the
@@ -177,6 +227,11 @@ impl Broker {
         }
     }
 
+    /// The directory holding every topic's log (`None`: logs are in memory).
+    pub fn queue_root(&self) -> Option<&std::path::Path> {
+        self.config.queue_root.as_deref()
+    }
+
     /// Where `topic`'s log lives on disk (`None`: in memory).
     pub fn topic_dir(&self, topic: &str) -> Option<std::path::PathBuf> {
         let root = self.config.queue_root.as_ref()?;
@@ -187,8 +242,7 @@ impl Broker {
         let settings = self.config.log.clone();
         let health = self.disk_health.clone();
         let log = match self.topic_dir(name) {
-            Some(dir) => TopicLog::open(&dir, settings, health)
-                .map_err(|e| BrokerError::Queue(e.to_string()))?,
+            Some(dir) => TopicLog::open(&dir, settings, health),
             None if self.config.queue_root.is_none() => TopicLog::in_memory(
                 LogSettings {
                     mem_queue_size: usize::MAX,
@@ -388,6 +442,9 @@ impl Broker {
                     Some(topic) => (topic.clone(), None),
                     None => {
                         let log = self.open_log(name)?;
+                        // Its directory exists from now: a restart that finds it missing
+                        // knows files were lost.
+                        log.load();
                         let topic = self.new_topic(name, false, log);
                         // A fresh mutex is always free.
                         let guard = topic.change_lock.clone().try_lock_owned().ok();
@@ -467,11 +524,10 @@ impl Broker {
                     channel: channel.name().into(),
                 });
             }
-            if let Some(dir) = topic.log().dir() {
-                if let Err(e) = std::fs::remove_dir_all(dir) {
-                    tracing::warn!(topic = topic.name(), error = %e, "cannot remove the topic's queue files");
-                }
+            for channel in &channels {
+                channel.cursor().close(false);
             }
+            topic.log().close_and_remove();
             tracing::info!(topic = topic.name(), "TOPIC: deleted");
             broker.announce(ChangeEvent::TopicDeleted {
                 topic: topic.name().into(),
@@ -646,11 +702,7 @@ impl Broker {
                     .await?;
                 topic.lock_channels().remove(&name);
                 channel.mark_deleted();
-                if let Some(path) = channel.cursor().state_path() {
-                    if let Err(e) = std::fs::remove_file(path) {
-                        tracing::debug!(error = %e, "no channel cursor file to remove");
-                    }
-                }
+                channel.cursor().close(true);
                 if topic.lock_channels().is_empty() {
                     // What is published from now waits for a next first channel.
                     topic.log().set_head(topic.log().end());
@@ -737,10 +789,7 @@ impl Broker {
                 );
             }
         }
-        if log.end().seq > log.first().seq {
-            // Messages wait: their cursors must be saved as they are delivered.
-            topic.ensure_flusher();
-        }
+
         topic.set_state(TopicState::Live);
         self.lock_topics().insert(meta.name.clone(), topic.clone());
         topic.start();

@@ -253,6 +253,8 @@ impl Nsqd {
         });
 
         tasks.close();
+        // Serving: the topic logs boot left closed now open in the background.
+        broker.warm_up_queues();
         tracing::info!(%tcp_address, %http_address, data_path = %data_path.display(), "nsqd started");
         Ok(Nsqd {
             broker,

@@ -280,8 +280,8 @@ impl Channel {
         self.cursor.backend_depth()
     }
 
-    /// Saves the channel's place (if changed, or `force`); returns the saved watermark.
-    pub(crate) fn save_cursor(&self, force: bool) -> Option<crate::queue::segment_log::Position> {
+    /// Saves the channel's place if it changed since the last save.
+    pub(crate) fn save_cursor(&self) {
         let mut notes = std::collections::HashMap::new();
         {
             let flights = self.flights();
@@ -292,7 +292,7 @@ impl Channel {
                 notes.insert(message.seq, (message.attempts, *due_ms));
             }
         }
-        self.cursor.save(&mut notes, force)
+        self.cursor.save(&mut notes);
     }
 
     /// (in flight, deferred) counts.

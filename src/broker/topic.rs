@@ -184,38 +184,42 @@ impl Topic {
         }
     }
 
-    /// Fsyncs the log and saves every channel's cursor (all of them if `force`), then deletes
-    /// the log segments every channel has finished.
-    pub(crate) async fn flush(&self, force: bool) {
-        if self.log.dir().is_none() {
+    /// Fsyncs the log and saves every channel's cursor that changed (a cursor that did not
+    /// is saved exactly already), then deletes the log segments every channel has finished.
+    pub(crate) async fn flush(self: &Arc<Self>) {
+        if self.log.dir().is_none() || !self.is_live() || !self.log.is_loaded() {
             return;
         }
         if let Err(e) = self.log.sync_now().await {
             tracing::warn!(topic = %self.name, error = %e, "cannot fsync the message log");
         }
+        let topic = self.clone();
+        // Saving cursors fsyncs files: off the async workers.
+        let saved = tokio::task::spawn_blocking(move || topic.save_cursors()).await;
+        if let Err(e) = saved {
+            tracing::warn!(topic = %self.name, error = %e, "saving cursors failed");
+        }
+    }
+
+    /// Saves every changed cursor and deletes finished segments (blocking: it fsyncs).
+    pub(crate) fn save_cursors(&self) {
         let channels = self.channels();
-        let mut keep: Option<crate::queue::segment_log::Position> = None;
-        let mut all_saved = true;
         for channel in channels.iter().filter(|c| !c.is_ephemeral()) {
-            match channel.save_cursor(force) {
-                Some(watermark) => keep = Some(keep.map_or(watermark, |k| k.min(watermark))),
-                // Never saved: what it needs is unknown on disk, so nothing is deleted.
-                None => all_saved = false,
-            }
+            channel.save_cursor();
         }
         if channels.iter().all(|c| c.is_ephemeral()) {
             if let Err(e) = self.log.save_head() {
                 tracing::warn!(topic = %self.name, error = %e, "cannot save the topic cursor");
             }
-            let head = self.log.head().pos;
-            keep = Some(keep.map_or(head, |k| k.min(head)));
         }
-        // Ephemeral channels save nothing: keep what they still read.
-        for channel in channels.iter().filter(|c| c.is_ephemeral()) {
-            let read = channel.cursor().read_position().pos;
-            keep = Some(keep.map_or(read, |k| k.min(read)));
+        // Segments before every reader's watermark (in memory: even when a save failed, what
+        // lies before it is finished; a restart from an older save only delivers again) —
+        // this is what frees a full disk as consumers catch up.
+        let mut keep = channels.iter().map(|c| c.cursor().watermark().pos).min();
+        if channels.is_empty() {
+            keep = Some(self.log.head().pos);
         }
-        if let Some(keep) = keep.filter(|_| all_saved) {
+        if let Some(keep) = keep.filter(|_| self.is_live()) {
             self.log.remove_before(keep);
         }
     }
@@ -231,7 +235,7 @@ impl Topic {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.exit.cancelled() => break,
-                _ = ticks.tick() => self.flush(false).await,
+                _ = ticks.tick() => self.flush().await,
             }
         }
         stop.cancel();

@@ -46,6 +46,8 @@ struct Inner {
     dirty: bool,
     /// The watermark last saved (segments before it may be deleted).
     saved_watermark: Option<Position>,
+    /// The saved state is still to be read (on first use).
+    restore_pending: bool,
 }
 
 /// A channel's reading state. See the module docs.
@@ -54,6 +56,8 @@ pub struct ChannelCursor {
     state_path: Option<PathBuf>,
     inner: Mutex<Inner>,
     readable: Notify,
+    /// Held while saving; true once closed (deleted): nothing is saved any more.
+    save_lock: Mutex<bool>,
     /// Messages taken from the log (the channel's `message_count`).
     pub taken: AtomicU64,
 }
@@ -82,10 +86,29 @@ impl ChannelCursor {
     }
 
     /// A channel restored from its saved state at `state_path` (none saved, or unreadable:
-    /// from the oldest message kept, so nothing is lost).
+    /// from the oldest message kept, so nothing is lost). The file is read on first use.
     pub fn restore(log: Arc<TopicLog>, state_path: PathBuf) -> Self {
-        let (first, end) = (log.first(), log.end());
-        let saved = match cursor_file::load(&state_path) {
+        let cursor = Self::build(log, Some(state_path), Cursor::default(), None);
+        cursor
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .restore_pending = true;
+        cursor
+    }
+
+    fn restore_now(&self, inner: &mut Inner) {
+        let Some(state_path) = &self.state_path else {
+            return;
+        };
+        let (first, end) = (self.log.first(), self.log.end());
+        if first.seq >= end.seq {
+            // An empty log: nothing to deliver, whatever was saved.
+            inner.read = end;
+            inner.saved_watermark = Some(end.pos);
+            return;
+        }
+        let saved = match cursor_file::load(state_path) {
             Ok(saved) => saved,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the channel from the oldest message kept");
@@ -93,13 +116,13 @@ impl ChannelCursor {
             }
         };
         let Some(saved) = saved else {
-            let cursor = Self::build(log, Some(state_path), first, None);
-            cursor.lock().dirty = true;
-            return cursor;
+            inner.read = first;
+            inner.dirty = true;
+            return;
         };
         let until = clamp(saved.read, first, end);
         let watermark = clamp(saved.watermark, first, until);
-        let replay = (watermark.seq < until.seq).then(|| Replay {
+        inner.replay = (watermark.seq < until.seq).then(|| Replay {
             until,
             pending: saved
                 .pending
@@ -107,9 +130,8 @@ impl ChannelCursor {
                 .map(|p| (p.seq, (p.attempts, p.due_ms)))
                 .collect(),
         });
-        let cursor = Self::build(log, Some(state_path), watermark, replay);
-        cursor.lock().saved_watermark = Some(watermark.pos);
-        cursor
+        inner.read = watermark;
+        inner.saved_watermark = Some(watermark.pos);
     }
 
     fn build(
@@ -130,14 +152,21 @@ impl ChannelCursor {
                 replay,
                 dirty: false,
                 saved_watermark: None,
+                restore_pending: false,
             }),
             readable: Notify::new(),
+            save_lock: Mutex::new(false),
             taken: AtomicU64::new(0),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.restore_pending {
+            inner.restore_pending = false;
+            self.restore_now(&mut inner);
+        }
+        inner
     }
 
     /// The topic's log.
@@ -291,15 +320,20 @@ impl ChannelCursor {
         inner.dirty = true;
     }
 
-    /// Saves the state if it changed (or `force`), with `notes` giving the attempts and due
-    /// times of outstanding messages held elsewhere (in flight, deferred). Returns the saved
-    /// watermark: every reader is at or past it.
-    pub fn save(&self, notes: &mut HashMap<u64, (u16, i64)>, force: bool) -> Option<Position> {
+    /// Saves the state if it changed, with `notes` giving the attempts and due times of
+    /// outstanding messages held elsewhere (in flight, deferred). Returns the saved
+    /// watermark.
+    pub fn save(&self, notes: &mut HashMap<u64, (u16, i64)>) -> Option<Position> {
         let path = self.state_path.as_ref()?;
+        // Held through the write, so a delete cannot slip between a check and the write.
+        let closed = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if *closed {
+            return None;
+        }
         let saved =
             {
                 let mut inner = self.lock();
-                if !inner.dirty && !force {
+                if !inner.dirty {
                     return inner.saved_watermark;
                 }
                 for message in inner.ready.iter().chain(inner.prefetched.iter()) {
@@ -341,7 +375,9 @@ impl ChannelCursor {
                     pending,
                 }
             };
-        match cursor_file::save(path, &saved) {
+        let result = cursor_file::save(path, &saved);
+        drop(closed);
+        match result {
             Ok(()) => {
                 let mut inner = self.lock();
                 inner.saved_watermark = Some(saved.watermark.pos);
@@ -356,9 +392,26 @@ impl ChannelCursor {
         }
     }
 
-    /// The watermark last saved, if any.
-    pub fn saved_watermark(&self) -> Option<Position> {
-        self.lock().saved_watermark
+    /// The oldest message not finished (or the read cursor when none is outstanding):
+    /// everything before it is finished.
+    pub fn watermark(&self) -> Cursor {
+        let inner = self.lock();
+        match inner.outstanding.first_key_value() {
+            Some((&seq, &pos)) if seq < inner.read.seq => Cursor { seq, pos },
+            _ => inner.read,
+        }
+    }
+
+    /// Stops saving (the channel or its topic is deleted) and removes the saved file; a save
+    /// running now finishes first.
+    pub fn close(&self, remove_file: bool) {
+        let mut closed = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        *closed = true;
+        if let Some(path) = self.state_path.as_ref().filter(|_| remove_file) {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::debug!(error = %e, "no channel cursor file to remove");
+            }
+        }
     }
 }
 
@@ -386,8 +439,11 @@ mod tests {
     fn a_saved_cursor_redelivers_exactly_the_unfinished() {
         let dir = tempfile::tempdir().unwrap();
         let health = Arc::new(DiskHealth::default());
-        let log =
-            Arc::new(TopicLog::open(dir.path(), LogSettings::default(), health.clone()).unwrap());
+        let log = Arc::new(TopicLog::open(
+            dir.path(),
+            LogSettings::default(),
+            health.clone(),
+        ));
         log.set_flowing(true);
         let state = dir.path().join("channels").join("c.state");
         let cursor = ChannelCursor::new(log.clone(), Some(state.clone()), log.end());
@@ -401,10 +457,10 @@ mod tests {
             }
         }
         let mut notes = HashMap::from([(taken[5].seq, (3u16, 0i64))]);
-        cursor.save(&mut notes, true);
+        cursor.save(&mut notes);
         drop(cursor);
 
-        let log = Arc::new(TopicLog::open(dir.path(), LogSettings::default(), health).unwrap());
+        let log = Arc::new(TopicLog::open(dir.path(), LogSettings::default(), health));
         log.set_flowing(true);
         let cursor = ChannelCursor::restore(log.clone(), state);
         assert_eq!(cursor.depth(), 2);

@@ -201,6 +201,16 @@ impl SegmentLog {
         Ok((log, recovery, last_payload))
     }
 
+    /// A log in `dir` known to hold no segment yet.
+    pub fn empty(dir: &Path, max_bytes_per_file: u64) -> SegmentLog {
+        SegmentLog {
+            dir: dir.into(),
+            max_bytes_per_file,
+            file: None,
+            write: Position::default(),
+        }
+    }
+
     /// Where the next record will go.
     pub fn write_position(&self) -> Position {
         self.write

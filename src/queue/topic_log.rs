@@ -31,6 +31,9 @@ use super::disk_health::DiskHealth;
 use super::segment_log::{self, Item, LogError, LogReader, Position, SegmentLog};
 use crate::message::{Message, MESSAGE_ID_LEN};
 
+/// Fsyncs of one log that may run at once.
+const SYNCS_IN_FLIGHT: usize = 2;
+
 const PAYLOAD_HEADER: usize = 8 + 8 + 2 + 4 + MESSAGE_ID_LEN;
 
 /// The file holding where a topic's first channel would start reading.
@@ -97,6 +100,12 @@ struct Cached {
 }
 
 struct Inner {
+    /// Whether the directory has been read (logs open on first use).
+    loaded: bool,
+    /// The topic is deleted: its directory must not be made again.
+    closed: bool,
+    /// Why it could not be, last time.
+    load_error: Option<String>,
     disk: Option<SegmentLog>,
     /// The next message's number and record position.
     end: Cursor,
@@ -104,6 +113,8 @@ struct Inner {
     first: Cursor,
     /// Where a topic's first channel starts reading.
     head: Cursor,
+    /// The head as last saved in `topic.state`.
+    head_saved: Option<Cursor>,
     cache: VecDeque<Cached>,
     unsynced: u64,
     unsynced_since: Option<Instant>,
@@ -118,9 +129,13 @@ pub struct TopicLog {
     appended: Notify,
     sync_wanted: Notify,
     synced: watch::Sender<SyncState>,
+    /// The highest target of an fsync started.
+    sync_started: AtomicU64,
     pub counters: LogCounters,
     health: Arc<DiskHealth>,
     quarantined: Mutex<HashSet<Position>>,
+    /// Held while saving `topic.state`; true once the topic is deleted.
+    save_lock: Mutex<bool>,
     /// Whether channels may read (the topic is started and not paused).
     flowing: std::sync::atomic::AtomicBool,
 }
@@ -161,6 +176,48 @@ fn decode(payload: &[u8]) -> Option<Message> {
     })
 }
 
+/// What one read of a topic directory found.
+struct Listing {
+    has_segments: bool,
+    has_channels_dir: bool,
+    temps_removed: usize,
+}
+
+/// Reads `dir` once (creating it if missing), removing stray temp files.
+fn scan(dir: &Path) -> Result<Listing, LogError> {
+    let fail = |source| LogError {
+        path: dir.into(),
+        source,
+    };
+    let mut listing = Listing {
+        has_segments: false,
+        has_channels_dir: false,
+        temps_removed: 0,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(fail)?;
+            return Ok(listing);
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(fail)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".log") {
+            listing.has_segments = true;
+        } else if name == super::CHANNELS_DIR {
+            listing.has_channels_dir = true;
+        } else if name.ends_with(".tmp") && fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a stray temp file");
+            listing.temps_removed += 1;
+        }
+    }
+    Ok(listing)
+}
+
 /// Removes `*.tmp` files left by a crash in `dir`; returns how many.
 fn remove_temps(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -187,14 +244,54 @@ impl TopicLog {
         Self::build(None, settings, health, None, start, start, start)
     }
 
-    /// Opens (creating) the log in `dir`: removes stray temp files, truncates a torn tail
-    /// (both counted), and finds the first and next message numbers.
-    pub fn open(
-        dir: &Path,
-        settings: LogSettings,
-        health: Arc<DiskHealth>,
-    ) -> Result<Self, LogError> {
-        let temps = remove_temps(dir) + remove_temps(&dir.join(super::CHANNELS_DIR));
+    /// The log in `dir`, opened on first use (see [`TopicLog::load`]): a broker restoring
+    /// 100,000 topics at boot reads none of their directories before it serves.
+    pub fn open(dir: &Path, settings: LogSettings, health: Arc<DiskHealth>) -> Self {
+        let start = Cursor {
+            seq: 1,
+            pos: Position::default(),
+        };
+        let log = Self::build(
+            Some(dir.into()),
+            settings,
+            health,
+            None,
+            start,
+            start,
+            start,
+        );
+        log.inner.lock().unwrap_or_else(|p| p.into_inner()).loaded = false;
+        log
+    }
+
+    /// Opens the log now if it is not open yet: removes stray temp files, truncates a torn
+    /// tail (both counted), and finds the first and next message numbers. A failure is
+    /// reported (and retried on the next use).
+    pub fn load(&self) {
+        drop(self.inner());
+    }
+
+    /// Whether the log has been opened.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).loaded
+    }
+
+    fn open_now(&self, dir: &Path, inner: &mut Inner) -> Result<(), LogError> {
+        let settings = &self.settings;
+        let listing = scan(dir)?;
+        let mut temps = listing.temps_removed;
+        if listing.has_channels_dir {
+            temps += remove_temps(&dir.join(super::CHANNELS_DIR));
+        }
+        self.counters
+            .temp_files_removed
+            .store(temps as u64, Ordering::Relaxed);
+        if !listing.has_segments {
+            // Nothing written yet (most topics at boot): one directory read, no record or
+            // cursor to look for.
+            inner.disk = Some(SegmentLog::empty(dir, settings.max_bytes_per_file));
+            return Ok(());
+        }
         let (disk, recovery, last) = SegmentLog::open(dir, settings.max_bytes_per_file)?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(dir = %dir.display(), bytes = recovery.truncated_bytes, "truncated a torn tail of the message log");
@@ -212,22 +309,17 @@ impl TopicLog {
                 first
             }
         };
-        let log = Self::build(
-            Some(dir.into()),
-            settings,
-            health,
-            Some(disk),
-            first,
-            end,
-            head,
-        );
-        log.counters
+        self.counters
             .truncated_bytes
             .store(recovery.truncated_bytes, Ordering::Relaxed);
-        log.counters
-            .temp_files_removed
-            .store(temps as u64, Ordering::Relaxed);
-        Ok(log)
+        inner.disk = Some(disk);
+        inner.end = end;
+        inner.first = first;
+        inner.head = head;
+        inner.head_saved = Some(head);
+        self.sync_started.store(end.seq, Ordering::Release);
+        self.synced.send_modify(|s| s.synced = end.seq);
+        Ok(())
     }
 
     fn build(
@@ -243,10 +335,14 @@ impl TopicLog {
             dir,
             settings,
             inner: Mutex::new(Inner {
+                loaded: true,
+                closed: false,
+                load_error: None,
                 disk,
                 end,
                 first,
                 head,
+                head_saved: None,
                 cache: VecDeque::new(),
                 unsynced: 0,
                 unsynced_since: None,
@@ -258,15 +354,36 @@ impl TopicLog {
                 failure: None,
             })
             .0,
+            sync_started: AtomicU64::new(end.seq),
             counters: LogCounters::default(),
             health,
             quarantined: Mutex::new(HashSet::new()),
+            save_lock: Mutex::new(false),
             flowing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !inner.loaded && !inner.closed {
+            if let Some(dir) = &self.dir {
+                match self.open_now(dir, &mut inner) {
+                    Ok(()) => {
+                        inner.loaded = true;
+                        inner.load_error = None;
+                    }
+                    Err(e) => {
+                        let reason = format!("cannot open the message log: {e}");
+                        if inner.load_error.as_ref() != Some(&reason) {
+                            tracing::error!(error = %reason);
+                        }
+                        self.health.failed(reason.clone());
+                        inner.load_error = Some(reason);
+                    }
+                }
+            }
+        }
+        inner
     }
 
     /// The directory on disk; `None` for a memory-only log.
@@ -299,6 +416,9 @@ impl TopicLog {
     /// last. On failure nothing was kept and storage is reported unhealthy.
     pub fn append(&self, mut messages: Vec<Message>) -> Result<u64, AppendError> {
         let mut inner = self.inner();
+        if let Some(reason) = inner.load_error.clone().filter(|_| !inner.loaded) {
+            return Err(AppendError(reason));
+        }
         let mut seq = inner.end.seq;
         for message in &mut messages {
             message.seq = seq;
@@ -398,7 +518,8 @@ impl TopicLog {
     pub async fn sync_now(&self) -> Result<(), AppendError> {
         let (handle, target, from) = {
             let mut inner = self.inner();
-            let from = self.synced.borrow().synced;
+            // Messages below `from` are covered by an fsync already started.
+            let from = self.sync_started.load(Ordering::Acquire);
             let target = inner.end.seq;
             inner.unsynced = 0;
             inner.unsynced_since = None;
@@ -406,6 +527,7 @@ impl TopicLog {
                 Some(disk) if target > from => disk.sync_handle(),
                 _ => return Ok(()),
             };
+            self.sync_started.store(target, Ordering::Release);
             (handle, target, from)
         };
         let result = match handle {
@@ -438,10 +560,15 @@ impl TopicLog {
 
     /// Fsyncs when asked (durable publishers), after `--sync-every` messages, or
     /// `--sync-timeout` after the first unsynced one; a last time when `stop` is cancelled.
+    ///
+    /// Up to [`SYNCS_IN_FLIGHT`] fsyncs overlap: a publisher arriving while one runs starts
+    /// the next at once rather than wait a whole fsync for its turn. Each covers everything
+    /// written before it started, so the highest finished one says what is durable.
     pub async fn run_syncer(self: Arc<Self>, stop: CancellationToken) {
         if self.dir.is_none() {
             return;
         }
+        let mut running = tokio::task::JoinSet::new();
         loop {
             let since = self.inner().unsynced_since;
             let timeout = async {
@@ -450,17 +577,21 @@ impl TopicLog {
                     None => std::future::pending().await,
                 }
             };
+            let room = running.len() < SYNCS_IN_FLIGHT;
             tokio::select! {
-                _ = stop.cancelled() => {
-                    let _ = self.sync_now().await;
-                    return;
-                }
-                _ = self.sync_wanted.notified() => {}
-                _ = timeout => {}
+                _ = stop.cancelled() => break,
+                _ = self.sync_wanted.notified(), if room => {}
+                _ = timeout, if room => {}
+                Some(_) = running.join_next(), if !running.is_empty() => continue,
             }
+            let log = self.clone();
             // A failure is reported to waiters and /ping; the next round tries again.
-            let _ = self.sync_now().await;
+            running.spawn(async move {
+                let _ = log.sync_now().await;
+            });
         }
+        while running.join_next().await.is_some() {}
+        let _ = self.sync_now().await;
     }
 
     /// The next message's number and position.
@@ -484,23 +615,61 @@ impl TopicLog {
         self.inner().head
     }
 
+    /// The topic is deleted: nothing is written or opened here any more, and the directory
+    /// goes (a cursor save running now finishes first).
+    pub fn close_and_remove(&self) {
+        let mut closed = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        *closed = true;
+        self.set_flowing(false);
+        let Some(dir) = &self.dir else { return };
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        // A file created in it meanwhile (a segment being started) makes one pass fail.
+        for attempt in 0..5 {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(e) if attempt == 4 => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's queue files");
+                }
+                Err(_) => {}
+            }
+        }
+        drop(closed);
+    }
+
     /// Moves where a first channel would start (to the end: nothing waits for one).
     pub fn set_head(&self, head: Cursor) {
         self.inner().head = head;
     }
 
-    /// Saves the head (for a topic without channels) so a restart keeps it.
+    /// Saves the head (for a topic without channels) so a restart keeps it, unless it is
+    /// saved already.
     pub fn save_head(&self) -> Result<(), LogError> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
-        let head = self.head();
+        let closed = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if *closed {
+            return Ok(());
+        }
+        let head = {
+            let inner = self.inner();
+            let unchanged = inner.head_saved == Some(inner.head)
+                || (inner.head_saved.is_none() && inner.head == inner.first);
+            if unchanged || !inner.loaded {
+                return Ok(());
+            }
+            inner.head
+        };
         let saved = SavedCursor {
             read: head,
             watermark: head,
             pending: Vec::new(),
         };
-        cursor_file::save(&dir.join(TOPIC_STATE), &saved)
+        cursor_file::save(&dir.join(TOPIC_STATE), &saved)?;
+        drop(closed);
+        self.inner().head_saved = Some(head);
+        Ok(())
     }
 
     /// Reads up to `max` messages from `from` into `out` (each with its own cursor);
@@ -690,7 +859,7 @@ mod tests {
             ..LogSettings::default()
         };
         let health = Arc::new(DiskHealth::default());
-        let log = TopicLog::open(dir.path(), settings.clone(), health.clone()).unwrap();
+        let log = TopicLog::open(dir.path(), settings.clone(), health.clone());
         let start = log.end();
         assert_eq!(start.seq, 1);
         for n in 0..10 {
@@ -701,7 +870,7 @@ mod tests {
         assert_eq!(read_all(&log, start), (0..10).collect::<Vec<_>>());
         log.sync_now().await.unwrap();
         drop(log);
-        let log = TopicLog::open(dir.path(), settings, health).unwrap();
+        let log = TopicLog::open(dir.path(), settings, health);
         assert_eq!(log.end().seq, 11);
         assert_eq!(log.first().seq, 1);
         assert_eq!(read_all(&log, log.first()), (0..10).collect::<Vec<_>>());
@@ -714,9 +883,11 @@ mod tests {
             durable: true,
             ..LogSettings::default()
         };
-        let log = Arc::new(
-            TopicLog::open(dir.path(), settings, Arc::new(DiskHealth::default())).unwrap(),
-        );
+        let log = Arc::new(TopicLog::open(
+            dir.path(),
+            settings,
+            Arc::new(DiskHealth::default()),
+        ));
         let stop = CancellationToken::new();
         let syncer = tokio::spawn(log.clone().run_syncer(stop.clone()));
         let mut waits = Vec::new();
