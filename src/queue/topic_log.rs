@@ -131,6 +131,8 @@ pub struct TopicLog {
     synced: watch::Sender<SyncState>,
     /// The highest target of an fsync started.
     sync_started: AtomicU64,
+    /// Fsyncs running now.
+    syncs_running: std::sync::atomic::AtomicUsize,
     pub counters: LogCounters,
     health: Arc<DiskHealth>,
     quarantined: Mutex<HashSet<Position>>,
@@ -355,6 +357,7 @@ impl TopicLog {
             })
             .0,
             sync_started: AtomicU64::new(end.seq),
+            syncs_running: std::sync::atomic::AtomicUsize::new(0),
             counters: LogCounters::default(),
             health,
             quarantined: Mutex::new(HashSet::new()),
@@ -493,7 +496,12 @@ impl TopicLog {
     }
 
     /// Waits until every message numbered in `from..to` is fsynced.
-    pub async fn wait_durable(&self, from: u64, to: u64) -> Result<(), AppendError> {
+    ///
+    /// Group commit: a publisher not covered by an fsync already started starts one itself
+    /// (at most [`SYNCS_IN_FLIGHT`] at once), and that fsync covers every message written
+    /// before it; the others wait for it. No task hop stands between a publisher and its
+    /// fsync.
+    pub async fn wait_durable(self: &Arc<Self>, from: u64, to: u64) -> Result<(), AppendError> {
         let mut state = self.synced.subscribe();
         loop {
             {
@@ -507,7 +515,11 @@ impl TopicLog {
                     return Ok(());
                 }
             }
-            self.sync_wanted.notify_one();
+            let covered = self.sync_started.load(Ordering::Acquire) >= to;
+            if !covered && self.syncs_running.load(Ordering::Acquire) < SYNCS_IN_FLIGHT {
+                let _ = self.sync_now().await;
+                continue;
+            }
             if state.changed().await.is_err() {
                 return Err(AppendError("the message log closed".into()));
             }
@@ -515,7 +527,7 @@ impl TopicLog {
     }
 
     /// Fsyncs everything appended so far (a no-op when nothing is new).
-    pub async fn sync_now(&self) -> Result<(), AppendError> {
+    pub async fn sync_now(self: &Arc<Self>) -> Result<(), AppendError> {
         let (handle, target, from) = {
             let mut inner = self.inner();
             // Messages below `from` are covered by an fsync already started.
@@ -530,14 +542,31 @@ impl TopicLog {
             self.sync_started.store(target, Ordering::Release);
             (handle, target, from)
         };
-        let result = match handle {
-            Ok(Some(file)) => tokio::task::spawn_blocking(move || file.sync_data())
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| format!("fsync: {e}"))),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.to_string()),
+        let file = match handle {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(()),
+            Err(e) => return self.synced_or_failed(Err(e.to_string()), from, target),
         };
+        self.syncs_running.fetch_add(1, Ordering::AcqRel);
+        // The fsync and its bookkeeping run together on the blocking thread, so a caller
+        // that goes away cannot leave waiters without an answer.
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = file.sync_data().map_err(|e| format!("fsync: {e}"));
+            log.syncs_running.fetch_sub(1, Ordering::AcqRel);
+            log.synced_or_failed(result, from, target)
+        })
+        .await
+        .map_err(|e| AppendError(e.to_string()))?
+    }
+
+    /// Records how the fsync of messages `from..target` ended, telling every waiter.
+    fn synced_or_failed(
+        &self,
+        result: Result<(), String>,
+        from: u64,
+        target: u64,
+    ) -> Result<(), AppendError> {
         match result {
             Ok(()) => {
                 self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -859,7 +888,7 @@ mod tests {
             ..LogSettings::default()
         };
         let health = Arc::new(DiskHealth::default());
-        let log = TopicLog::open(dir.path(), settings.clone(), health.clone());
+        let log = Arc::new(TopicLog::open(dir.path(), settings.clone(), health.clone()));
         let start = log.end();
         assert_eq!(start.seq, 1);
         for n in 0..10 {
