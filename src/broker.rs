@@ -54,8 +54,6 @@ pub enum BrokerError {
     Exiting,
     #[error("restoring a topic is only allowed while loading")]
     NotLoading,
-    #[error("cannot open the message log: {0}")]
-    Queue(String),
 }
 
 /// Where a new topic learns the channels it has on other nodes (lookupd knows them).
@@ -238,7 +236,7 @@ impl Broker {
         (!names::is_ephemeral(topic)).then(|| root.join(topic))
     }
 
-    fn open_log(&self, name: &str) -> Result<Arc<TopicLog>, BrokerError> {
+    fn open_log(&self, name: &str) -> Arc<TopicLog> {
         let settings = self.config.log.clone();
         let health = self.disk_health.clone();
         let log = match self.topic_dir(name) {
@@ -252,7 +250,7 @@ impl Broker {
             ),
             None => TopicLog::in_memory(settings, health),
         };
-        Ok(Arc::new(log))
+        Arc::new(log)
     }
 
     fn new_topic(&self, name: &str, paused: bool, log: Arc<TopicLog>) -> Arc<Topic> {
@@ -441,7 +439,7 @@ impl Broker {
                 match topics.get(name) {
                     Some(topic) => (topic.clone(), None),
                     None => {
-                        let log = self.open_log(name)?;
+                        let log = self.open_log(name);
                         // Its directory exists from now: a restart that finds it missing
                         // knows files were lost.
                         log.load();
@@ -774,7 +772,7 @@ impl Broker {
         if !self.is_loading() {
             return Err(BrokerError::NotLoading);
         }
-        let log = self.open_log(&meta.name)?;
+        let log = self.open_log(&meta.name);
         let topic = self.new_topic(&meta.name, meta.paused, log.clone());
         {
             let mut channels = topic.lock_channels();

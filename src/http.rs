@@ -87,8 +87,6 @@ fn broker_error(error: BrokerError) -> ApiError {
         BrokerError::TopicNotFound(_) => ApiError::new(404, "TOPIC_NOT_FOUND"),
         BrokerError::ChannelNotFound(_) => ApiError::new(404, "CHANNEL_NOT_FOUND"),
         BrokerError::Exiting => ApiError::new(503, "EXITING"),
-        other @ (BrokerError::Store(_) | BrokerError::NotLoading | BrokerError::Queue(_)) => {
-            ApiError::internal(other)
-        }
+        other @ (BrokerError::Store(_) | BrokerError::NotLoading) => ApiError::internal(other),
     }
 }
