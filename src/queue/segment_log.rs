@@ -418,6 +418,7 @@ impl LogReader {
 
     /// The next record, a damaged stretch passed over, or the end of what is written.
     pub fn next_record(&mut self) -> Result<Item, LogError> {
+        let mut reread = false;
         loop {
             let start = (self.position.offset.saturating_sub(self.buffered_from)) as usize;
             let in_buffer = self
@@ -434,6 +435,14 @@ impl LogReader {
                             self.buffer[start + payload.start..start + payload.end].to_vec();
                         self.position.offset += total;
                         return Ok(Item::Record(at, bytes));
+                    }
+                    Parsed::Bad(_) | Parsed::Short if !reread => {
+                        // Bytes buffered past the log's end may be a failed write since cut
+                        // off and overwritten: read them again before calling them damage.
+                        reread = true;
+                        self.buffer.clear();
+                        self.buffered_from = self.position.offset;
+                        continue;
                     }
                     Parsed::Bad(total) => {
                         let at = self.position;
@@ -624,6 +633,36 @@ mod tests {
         let (all, damaged) = read_all(dir.path());
         assert_eq!(all, vec![vec![1u8; 10], vec![3u8; 30]]);
         assert_eq!(damaged, 1);
+    }
+
+    #[test]
+    fn bytes_read_past_the_end_are_read_again_before_they_count_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = SegmentLog::open(dir.path(), 1 << 20).unwrap();
+        log.append_batch(&[b"one"]).unwrap();
+        // A write that failed half way leaves bytes past the end, which a reader buffers.
+        let path = segment_path(dir.path(), 0);
+        let end = log.write_position().offset;
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[9u8; 20])
+            .unwrap();
+        let mut reader = LogReader::new(dir.path(), Position::default());
+        assert!(matches!(reader.next_record().unwrap(), Item::Record(..)));
+        // They are cut off, and the next record is written where they were.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(end)
+            .unwrap();
+        log.append_batch(&[b"two"]).unwrap();
+        match reader.next_record().unwrap() {
+            Item::Record(_, payload) => assert_eq!(payload, b"two"),
+            other => panic!("expected the new record, got {other:?}"),
+        }
     }
 
     #[test]
