@@ -10,10 +10,10 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{base, post, stats};
+use common::{base, post, post_body, stats};
 
 struct Mount(std::path::PathBuf);
 
@@ -45,6 +45,20 @@ fn mount_tmpfs(at: &Path, size: &str) -> Mount {
     Mount(at.into())
 }
 
+/// Root only: a `size` tmpfs mounted at `<new temporary directory>/mnt`, and the data path
+/// inside it; `None` (the test is skipped) without root.
+fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Mount, PathBuf, PathBuf)> {
+    if !is_root() {
+        eprintln!("SKIPPED: disk-full test needs root to mount a tmpfs");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let mount = mount_tmpfs(&mnt, size);
+    let data = mnt.join("data");
+    Some((dir, mount, mnt, data))
+}
+
 fn fill(dir: &Path) -> std::fs::File {
     let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
     let block = vec![0u8; 64 * 1024];
@@ -66,14 +80,9 @@ fn topic_names(stats: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_change_the_disk_refuses_answers_500_and_changes_nothing() {
-    if !is_root() {
-        eprintln!("SKIPPED: disk-full test needs root to mount a tmpfs");
+    let Some((_dir, mount, mnt, data)) = tmpfs("16m") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    let mount = mount_tmpfs(&mnt, "16m");
-    let data = mnt.join("data");
+    };
 
     let nsqd = common::start(&data).await;
     let h = base(nsqd.http_address());
@@ -135,183 +144,32 @@ async fn a_change_the_disk_refuses_answers_500_and_changes_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Messages on a full disk: a raw V2 client (copied in small from tests/protocol_v2.rs).
+// Messages on a full disk
 // ---------------------------------------------------------------------------------------------
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::Instant;
 
-/// How long a frame that must come may take.
-const WAIT: Duration = Duration::from_secs(5);
+use rnsq::nsqd::Nsqd;
+
+use common::v2::{mpub_cmd, pub_cmd, subscribe, Client, Frame, Next, ERROR, MESSAGE};
+
 /// How long we listen to check that nothing more comes.
 const QUIET: Duration = Duration::from_millis(300);
 
-const RESPONSE: u32 = 0;
-const ERROR: u32 = 1;
-const MESSAGE: u32 = 2;
-
-struct Frame {
-    kind: u32,
-    data: Vec<u8>,
-}
-
-impl std::fmt::Debug for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = &self.data[..self.data.len().min(200)];
-        write!(
-            f,
-            "Frame {{ type: {}, {} bytes: {:?} }}",
-            self.kind,
-            self.data.len(),
-            String::from_utf8_lossy(shown)
-        )
-    }
-}
-
-enum Next {
-    Frame(Frame),
-    Quiet,
-    Closed(String),
-}
-
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    /// Connects and sends the magic `"  V2"`.
-    async fn connect(address: SocketAddr) -> Client {
-        let stream = timeout(WAIT, TcpStream::connect(address))
-            .await
-            .expect("connect timed out")
-            .expect("connect");
-        stream.set_nodelay(true).unwrap();
-        let mut client = Client {
-            stream,
-            buf: Vec::new(),
-        };
-        client.send(b"  V2").await;
-        client
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.stream.write_all(bytes))
-            .await
-            .expect("write timed out")
-            .expect("write");
-    }
-
-    async fn line(&mut self, line: &str) {
-        self.send(format!("{line}\n").as_bytes()).await;
-    }
-
-    fn parse_frame(&mut self) -> Option<Frame> {
-        if self.buf.len() < 4 {
-            return None;
-        }
-        let size = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-        assert!(size >= 4, "frame size {size} < 4: {:?}", &self.buf[..4]);
-        if self.buf.len() < 4 + size {
-            return None;
-        }
-        let raw: Vec<u8> = self.buf.drain(..4 + size).collect();
-        Some(Frame {
-            kind: u32::from_be_bytes(raw[4..8].try_into().unwrap()),
-            data: raw[8..].to_vec(),
-        })
-    }
-
-    async fn next_until(&mut self, deadline: Instant) -> Next {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(frame) = self.parse_frame() {
-                return Next::Frame(frame);
-            }
-            match timeout_at(deadline, self.stream.read(&mut chunk)).await {
-                Err(_) => return Next::Quiet,
-                Ok(Ok(0)) => {
-                    assert!(self.buf.is_empty(), "connection closed inside a frame");
-                    return Next::Closed("EOF".into());
-                }
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => {
-                    assert!(
-                        self.buf.is_empty(),
-                        "connection failed ({e}) inside a frame"
-                    );
-                    return Next::Closed(e.to_string());
-                }
-            }
-        }
-    }
-
-    async fn frame(&mut self) -> Frame {
-        match self.next_until(Instant::now() + WAIT).await {
-            Next::Frame(frame) => frame,
-            Next::Quiet => panic!("no frame within {WAIT:?}"),
-            Next::Closed(why) => panic!("connection closed ({why}) while waiting for a frame"),
-        }
-    }
-
-    async fn expect_ok(&mut self) {
-        let frame = self.frame().await;
-        assert!(
-            frame.kind == RESPONSE && frame.data == b"OK",
-            "expected OK, got {frame:?}"
-        );
-    }
-
-    /// The server closes the connection with nothing more sent.
-    async fn expect_closed(&mut self) {
-        match self.next_until(Instant::now() + WAIT).await {
-            Next::Closed(_) => {}
-            Next::Frame(frame) => panic!("expected the connection to close, got {frame:?}"),
-            Next::Quiet => panic!("connection still open {WAIT:?} after a fatal error"),
-        }
-    }
-
-    /// `PUB topic` (or `MPUB topic` for several bodies); the answer frame.
-    async fn publish(&mut self, topic: &str, bodies: &[Vec<u8>]) -> Frame {
-        let command = if bodies.len() == 1 {
-            with_body(&format!("PUB {topic}"), &bodies[0])
-        } else {
-            let mut payload = (bodies.len() as u32).to_be_bytes().to_vec();
-            for body in bodies {
-                payload.extend_from_slice(&(body.len() as u32).to_be_bytes());
-                payload.extend_from_slice(body);
-            }
-            with_body(&format!("MPUB {topic}"), &payload)
-        };
-        self.send(&command).await;
-        self.frame().await
-    }
-}
-
-/// `line\n[4-byte size][body]`.
-fn with_body(line: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{line}\n").into_bytes();
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn is_ok(frame: &Frame) -> bool {
-    frame.kind == RESPONSE && frame.data == b"OK"
-}
-
-/// A connection subscribed to `topic/channel` with `RDY rdy`.
-async fn subscribe(address: SocketAddr, topic: &str, channel: &str, rdy: u32) -> Client {
-    let mut client = Client::connect(address).await;
-    client.line(&format!("SUB {topic} {channel}")).await;
-    client.expect_ok().await;
-    client.line(&format!("RDY {rdy}")).await;
-    client
+/// `PUB topic` (or `MPUB topic` for several bodies); the answer frame.
+async fn publish(client: &mut Client, topic: &str, bodies: &[Vec<u8>]) -> Frame {
+    let command = if bodies.len() == 1 {
+        pub_cmd(topic, &bodies[0])
+    } else {
+        let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        mpub_cmd(topic, &bodies)
+    };
+    client.send(&command).await;
+    client.frame().await
 }
 
 /// Receives messages until every body of `want` has come (each once: a duplicate, or a body
@@ -351,7 +209,7 @@ async fn receive(
                     finished += 1;
                 }
             }
-            Next::Frame(frame) if frame.kind == RESPONSE && frame.data == b"_heartbeat_" => {
+            Next::Frame(frame) if frame.is_heartbeat() => {
                 client.line("NOP").await;
             }
             Next::Frame(frame) => panic!("{what}: unexpected frame {frame:?}"),
@@ -382,10 +240,7 @@ async fn receive(
             );
         }
         Next::Frame(frame) => {
-            assert!(
-                frame.kind == RESPONSE && frame.data == b"_heartbeat_",
-                "{what}: unexpected frame {frame:?}"
-            );
+            assert!(frame.is_heartbeat(), "{what}: unexpected frame {frame:?}");
             client.line("NOP").await;
         }
         Next::Closed(why) => panic!("{what}: consumer connection closed ({why})"),
@@ -403,22 +258,6 @@ fn body(tag: &str, n: usize, len: usize) -> Vec<u8> {
         j += 1;
     }
     out
-}
-
-async fn http_post(url: &str, body: Vec<u8>) -> common::Reply {
-    let response = reqwest::Client::new()
-        .post(url)
-        .body(body)
-        .send()
-        .await
-        .expect("HTTP request");
-    let status = response.status().as_u16();
-    let body = response.text().await.expect("HTTP body");
-    common::Reply {
-        status,
-        body,
-        nsq_header: None,
-    }
 }
 
 /// Checks a refused HTTP publish: 503 `{"message":"EXITING","reason":"..."}` naming ENOSPC.
@@ -476,6 +315,80 @@ fn durable_options(data: &Path) -> rnsq::config::NsqdOptions {
     }
 }
 
+/// A `--durable` broker on `data` with topic `t` and its `channels` created: the broker, its
+/// HTTP base and its TCP address.
+async fn start_durable(data: &Path, channels: &[&str]) -> (Nsqd, String, SocketAddr) {
+    let nsqd = common::start_with(durable_options(data)).await;
+    let h = base(nsqd.http_address());
+    let tcp = nsqd.tcp_address();
+    assert_eq!(post(&format!("{h}/topic/create?topic=t")).await.status, 200);
+    for channel in channels {
+        let reply = post(&format!("{h}/channel/create?topic=t&channel={channel}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    (nsqd, h, tcp)
+}
+
+/// The `--durable` broker on `data` started again, `/ping` OK at once: it and its TCP address.
+async fn restart_durable(data: &Path) -> (Nsqd, SocketAddr) {
+    let nsqd = common::start_with(durable_options(data)).await;
+    let tcp = nsqd.tcp_address();
+    assert_eq!(ping(&base(nsqd.http_address())).await, (200, "OK".into()));
+    (nsqd, tcp)
+}
+
+/// PUBs `body(tag, i, len)` for `i` in `0..tries` until one is refused, adding each answered
+/// OK to `acked`. The refusal must be a full disk's `E_PUB_FAILED`, and close the connection.
+async fn publish_until_refused(
+    publisher: &mut Client,
+    acked: &mut BTreeSet<Vec<u8>>,
+    (tag, len): (&str, usize),
+    tries: usize,
+    never: &str,
+) {
+    let mut refused = None;
+    for i in 0..tries {
+        let b = body(tag, i, len);
+        let frame = publish(publisher, "t", std::slice::from_ref(&b)).await;
+        if frame.is_ok() {
+            acked.insert(b);
+        } else {
+            refused = Some(frame);
+            break;
+        }
+    }
+    let frame = refused.expect(never);
+    eprintln!("TCP PUB refused: {}", String::from_utf8_lossy(&frame.data));
+    assert_refused(&frame, "E_PUB_FAILED PUB failed ", "PUB on a full disk");
+    publisher.expect_closed().await;
+}
+
+/// `frame` is an error frame starting `prefix` that names ENOSPC.
+fn assert_refused(frame: &Frame, prefix: &str, what: &str) {
+    let text = String::from_utf8_lossy(&frame.data).into_owned();
+    assert_eq!(frame.kind, ERROR, "{what}: {frame:?}");
+    assert!(
+        text.starts_with(prefix) && text.contains("No space left on device"),
+        "{what}: {text}"
+    );
+}
+
+/// Waits until `/ping` answers 200 `OK` again.
+async fn wait_ping_ok(h: &str) {
+    common::eventually("/ping to answer OK again", move || async move {
+        (ping(h).await == (200, "OK".to_string())).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the clients of `t/c` have finished `want` messages in all.
+async fn wait_finished(h: &str, want: u64) {
+    common::eventually("every FIN sent to be processed", move || async move {
+        (finished_on(h, "t", "c").await == want).then_some(())
+    })
+    .await;
+}
+
 /// `--durable`, the disk filled behind the broker's back: the publish that cannot be written
 /// is refused (TCP `E_PUB_FAILED`/`E_MPUB_FAILED`, fatal; HTTP 503 with the reason), `/ping`
 /// says NOK; every message answered OK is delivered, once, intact, and none refused is; when
@@ -484,77 +397,46 @@ fn durable_options(data: &Path) -> rnsq::config::NsqdOptions {
 /// second channel, still holds exactly what was acknowledged).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_publishes_refused_on_a_full_disk_lose_nothing_acknowledged() {
-    if !is_root() {
-        eprintln!("SKIPPED: disk-full test needs root to mount a tmpfs");
-        return;
-    }
     let started = std::time::Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    let mount = mount_tmpfs(&mnt, "16m");
-    let data = mnt.join("data");
-
-    let nsqd = common::start_with(durable_options(&data)).await;
-    let h = base(nsqd.http_address());
-    let tcp = nsqd.tcp_address();
-    assert_eq!(post(&format!("{h}/topic/create?topic=t")).await.status, 200);
-    for channel in ["c", "all"] {
-        let reply = post(&format!("{h}/channel/create?topic=t&channel={channel}")).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-    }
+    let Some((_dir, mount, mnt, data)) = tmpfs("16m") else {
+        return;
+    };
+    let (nsqd, h, tcp) = start_durable(&data, &["c", "all"]).await;
 
     // Every message answered OK, in any way.
     let mut acked: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut publisher = Client::connect(tcp).await;
     for i in 0..100 {
         let b = body("http", i, 100 + i * 13);
-        let reply = http_post(&format!("{h}/pub?topic=t"), b.clone()).await;
+        let reply = post_body(&format!("{h}/pub?topic=t"), b.clone()).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         acked.insert(b);
         let b = body("tcp", i, 100 + i * 17);
-        let frame = publisher.publish("t", std::slice::from_ref(&b)).await;
-        assert!(is_ok(&frame), "PUB {i}: {frame:?}");
+        let frame = publish(&mut publisher, "t", std::slice::from_ref(&b)).await;
+        assert!(frame.is_ok(), "PUB {i}: {frame:?}");
         acked.insert(b);
     }
     for i in 0..5 {
         let bodies: Vec<Vec<u8>> = (0..5).map(|j| body("hmpub", i * 5 + j, 300)).collect();
-        let reply = http_post(&format!("{h}/mpub?topic=t"), bodies.join(&b'\n')).await;
+        let reply = post_body(&format!("{h}/mpub?topic=t"), bodies.join(&b'\n')).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         acked.extend(bodies);
         let bodies: Vec<Vec<u8>> = (0..5).map(|j| body("tmpub", i * 5 + j, 300)).collect();
-        let frame = publisher.publish("t", &bodies).await;
-        assert!(is_ok(&frame), "MPUB {i}: {frame:?}");
+        let frame = publish(&mut publisher, "t", &bodies).await;
+        assert!(frame.is_ok(), "MPUB {i}: {frame:?}");
         acked.extend(bodies);
     }
 
     let filler = fill(&mnt);
 
     // TCP PUB until the log cannot take one (what the last page's slack holds is answered OK).
-    let mut refused_tcp = None;
-    for i in 0..1000 {
-        let b = body("fulltcp", i, 3000);
-        let frame = publisher.publish("t", std::slice::from_ref(&b)).await;
-        if is_ok(&frame) {
-            acked.insert(b);
-        } else {
-            refused_tcp = Some(frame);
-            break;
-        }
-    }
-    let frame = refused_tcp.expect("a full disk never refused a TCP PUB");
-    let text = String::from_utf8_lossy(&frame.data).into_owned();
-    eprintln!("TCP PUB refused: {text}");
-    assert_eq!(frame.kind, ERROR, "{frame:?}");
-    assert!(
-        text.starts_with("E_PUB_FAILED PUB failed ") && text.contains("No space left on device"),
-        "{text}"
-    );
-    publisher.expect_closed().await;
+    let never = "a full disk never refused a TCP PUB";
+    publish_until_refused(&mut publisher, &mut acked, ("fulltcp", 3000), 1000, never).await;
 
     let mut refused_http = None;
     for i in 0..1000 {
         let b = body("fullhttp", i, 3000);
-        let reply = http_post(&format!("{h}/pub?topic=t"), b.clone()).await;
+        let reply = post_body(&format!("{h}/pub?topic=t"), b.clone()).await;
         if reply.status == 200 {
             acked.insert(b);
         } else {
@@ -567,17 +449,12 @@ async fn durable_publishes_refused_on_a_full_disk_lose_nothing_acknowledged() {
     assert_http_refused(&reply, "/pub on a full disk");
 
     let bodies: Vec<Vec<u8>> = (0..4).map(|j| body("fullhmpub", j, 3000)).collect();
-    let reply = http_post(&format!("{h}/mpub?topic=t"), bodies.join(&b'\n')).await;
+    let reply = post_body(&format!("{h}/mpub?topic=t"), bodies.join(&b'\n')).await;
     assert_http_refused(&reply, "/mpub on a full disk");
     let mut publisher = Client::connect(tcp).await;
     let bodies: Vec<Vec<u8>> = (0..4).map(|j| body("fulltmpub", j, 3000)).collect();
-    let frame = publisher.publish("t", &bodies).await;
-    let text = String::from_utf8_lossy(&frame.data).into_owned();
-    assert_eq!(frame.kind, ERROR, "MPUB on a full disk: {frame:?}");
-    assert!(
-        text.starts_with("E_MPUB_FAILED MPUB failed ") && text.contains("No space left on device"),
-        "{text}"
-    );
+    let frame = publish(&mut publisher, "t", &bodies).await;
+    assert_refused(&frame, "E_MPUB_FAILED MPUB failed ", "MPUB on a full disk");
     publisher.expect_closed().await;
 
     let (status, text) = ping(&h).await;
@@ -603,7 +480,7 @@ async fn durable_publishes_refused_on_a_full_disk_lose_nothing_acknowledged() {
     let mut publisher = Client::connect(tcp).await;
     for i in 0..20 {
         let b = body("afterhttp", i, 3000);
-        let reply = http_post(&format!("{h}/pub?topic=t"), b.clone()).await;
+        let reply = post_body(&format!("{h}/pub?topic=t"), b.clone()).await;
         assert_eq!(
             reply.status, 200,
             "/pub {i} after space returned: {}",
@@ -611,31 +488,27 @@ async fn durable_publishes_refused_on_a_full_disk_lose_nothing_acknowledged() {
         );
         after.insert(b);
         let b = body("aftertcp", i, 3000);
-        let frame = publisher.publish("t", std::slice::from_ref(&b)).await;
-        assert!(is_ok(&frame), "PUB {i} after space returned: {frame:?}");
+        let frame = publish(&mut publisher, "t", std::slice::from_ref(&b)).await;
+        assert!(frame.is_ok(), "PUB {i} after space returned: {frame:?}");
         after.insert(b);
     }
-    common::eventually("/ping to answer OK again", || {
-        let h = h.clone();
-        async move { (ping(&h).await == (200, "OK".to_string())).then_some(()) }
-    })
-    .await;
+    wait_ping_ok(&h).await;
     finished += receive(&mut consumer, &after, |_| true, "c, after space returned").await;
     acked.extend(after);
 
     // Unfinished at shutdown: some in flight (delivered, not FINished), some never read.
     let tail: BTreeSet<Vec<u8>> = (0..20).map(|i| body("tail", i, 500)).collect();
     for b in &tail {
-        let frame = publisher.publish("t", std::slice::from_ref(b)).await;
-        assert!(is_ok(&frame), "{frame:?}");
+        let frame = publish(&mut publisher, "t", std::slice::from_ref(b)).await;
+        assert!(frame.is_ok(), "{frame:?}");
     }
     let fin_first = |b: &[u8]| b.starts_with(b"tail-00000") && b.len() == 500;
     finished += receive(&mut consumer, &tail, fin_first, "c, tail").await;
     consumer.line("RDY 0").await;
     let unread: BTreeSet<Vec<u8>> = (0..10).map(|i| body("unread", i, 500)).collect();
     for b in &unread {
-        let frame = publisher.publish("t", std::slice::from_ref(b)).await;
-        assert!(is_ok(&frame), "{frame:?}");
+        let frame = publish(&mut publisher, "t", std::slice::from_ref(b)).await;
+        assert!(frame.is_ok(), "{frame:?}");
     }
     acked.extend(tail.iter().cloned());
     acked.extend(unread.iter().cloned());
@@ -647,21 +520,13 @@ async fn durable_publishes_refused_on_a_full_disk_lose_nothing_acknowledged() {
         .collect();
     assert_eq!(unfinished.len(), 20);
     let want = finished as u64;
-    common::eventually("every FIN sent to be processed", || {
-        let h = h.clone();
-        async move { (finished_on(&h, "t", "c").await == want).then_some(()) }
-    })
-    .await;
+    wait_finished(&h, want).await;
 
-    timeout(Duration::from_secs(10), nsqd.shutdown())
-        .await
-        .expect("broker shuts down within 10 s");
+    common::stop(nsqd).await;
     drop(consumer);
     drop(publisher);
 
-    let nsqd = common::start_with(durable_options(&data)).await;
-    let tcp = nsqd.tcp_address();
-    assert_eq!(ping(&base(nsqd.http_address())).await, (200, "OK".into()));
+    let (nsqd, tcp) = restart_durable(&data).await;
     let mut consumer = subscribe(tcp, "t", "c", 100).await;
     receive(&mut consumer, &unfinished, |_| true, "c, after a restart").await;
     let mut everything = subscribe(tcp, "t", "all", 200).await;
@@ -675,9 +540,7 @@ async fn durable_publishes_refused_on_a_full_disk_lose_nothing_acknowledged() {
     );
     drop(consumer);
     drop(everything);
-    timeout(Duration::from_secs(10), nsqd.shutdown())
-        .await
-        .expect("broker shuts down within 10 s");
+    common::stop(nsqd).await;
     drop(mount);
 }
 
@@ -728,45 +591,17 @@ fn segment_count(topic_dir: &Path) -> usize {
 /// saved: segments go by the in-memory watermark, or the disk would stay full for good.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_full_of_messages_recovers_once_they_are_consumed() {
-    if !is_root() {
-        eprintln!("SKIPPED: disk-full test needs root to mount a tmpfs");
-        return;
-    }
     let started = std::time::Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    let mount = mount_tmpfs(&mnt, "4m");
-    let data = mnt.join("data");
-
-    let nsqd = common::start_with(durable_options(&data)).await;
-    let h = base(nsqd.http_address());
-    let tcp = nsqd.tcp_address();
-    assert_eq!(post(&format!("{h}/topic/create?topic=t")).await.status, 200);
-    let reply = post(&format!("{h}/channel/create?topic=t&channel=c")).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    let Some((_dir, mount, mnt, data)) = tmpfs("4m") else {
+        return;
+    };
+    let (nsqd, h, tcp) = start_durable(&data, &["c"]).await;
 
     let mut acked: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut publisher = Client::connect(tcp).await;
-    let mut refused = None;
-    for i in 0..100_000 {
-        let b = body("m", i, 1000);
-        let frame = publisher.publish("t", std::slice::from_ref(&b)).await;
-        if is_ok(&frame) {
-            acked.insert(b);
-        } else {
-            refused = Some(frame);
-            break;
-        }
-    }
-    let frame = refused.expect("the disk never filled");
-    let text = String::from_utf8_lossy(&frame.data).into_owned();
-    assert_eq!(frame.kind, ERROR, "{frame:?}");
-    assert!(
-        text.starts_with("E_PUB_FAILED PUB failed ") && text.contains("No space left on device"),
-        "{text}"
-    );
-    publisher.expect_closed().await;
-    let reply = http_post(&format!("{h}/pub?topic=t"), body("refused", 0, 1000)).await;
+    let never = "the disk never filled";
+    publish_until_refused(&mut publisher, &mut acked, ("m", 1000), 100_000, never).await;
+    let reply = post_body(&format!("{h}/pub?topic=t"), body("refused", 0, 1000)).await;
     assert_http_refused(&reply, "/pub on a disk full of messages");
     let (status, text) = ping(&h).await;
     assert_eq!(status, 500, "{text}");
@@ -787,7 +622,7 @@ async fn a_disk_full_of_messages_recovers_once_they_are_consumed() {
     let probe = loop {
         attempts += 1;
         let b = body("probe", attempts, 1000);
-        let reply = http_post(&format!("{h}/pub?topic=t"), b.clone()).await;
+        let reply = post_body(&format!("{h}/pub?topic=t"), b.clone()).await;
         match reply.status {
             200 => break b,
             503 => {}
@@ -808,45 +643,32 @@ async fn a_disk_full_of_messages_recovers_once_they_are_consumed() {
         "publishing works again after {attempts} attempts; segments {segments_full} -> {}",
         segment_count(&topic_dir)
     );
-    common::eventually("/ping to answer OK again", || {
-        let h = h.clone();
-        async move { (ping(&h).await == (200, "OK".to_string())).then_some(()) }
-    })
-    .await;
+    wait_ping_ok(&h).await;
     let mut publisher = Client::connect(tcp).await;
     for i in 0..50 {
         let b = body("again", i, 1000);
-        let frame = publisher.publish("t", std::slice::from_ref(&b)).await;
-        assert!(is_ok(&frame), "PUB {i} after recovering: {frame:?}");
+        let frame = publish(&mut publisher, "t", std::slice::from_ref(&b)).await;
+        assert!(frame.is_ok(), "PUB {i} after recovering: {frame:?}");
         probes.insert(b);
     }
     let finished = receive(&mut consumer, &probes, |_| true, "c, after recovering").await;
     let want = (acked.len() + finished) as u64;
-    common::eventually("every FIN sent to be processed", || {
-        let h = h.clone();
-        async move { (finished_on(&h, "t", "c").await == want).then_some(()) }
-    })
-    .await;
+    wait_finished(&h, want).await;
     // Unfinished across the restart.
     let kept: BTreeSet<Vec<u8>> = (0..30).map(|i| body("kept", i, 1000)).collect();
     for b in &kept {
-        let frame = publisher.publish("t", std::slice::from_ref(b)).await;
-        assert!(is_ok(&frame), "{frame:?}");
+        let frame = publish(&mut publisher, "t", std::slice::from_ref(b)).await;
+        assert!(frame.is_ok(), "{frame:?}");
     }
     drop(consumer);
     drop(publisher);
-    timeout(Duration::from_secs(10), nsqd.shutdown())
-        .await
-        .expect("broker shuts down within 10 s");
+    common::stop(nsqd).await;
 
-    let nsqd = common::start_with(durable_options(&data)).await;
-    assert_eq!(ping(&base(nsqd.http_address())).await, (200, "OK".into()));
-    let mut consumer = subscribe(nsqd.tcp_address(), "t", "c", 100).await;
+    let (nsqd, tcp) = restart_durable(&data).await;
+    let mut consumer = subscribe(tcp, "t", "c", 100).await;
     receive(&mut consumer, &kept, |_| true, "c, after a restart").await;
     eprintln!("{:.1?} in all", started.elapsed());
     drop(consumer);
-    timeout(Duration::from_secs(10), nsqd.shutdown())
-        .await
-        .expect("broker shuts down within 10 s");
+    common::stop(nsqd).await;
     drop(mount);
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 
-use common::BrokerProcess;
+use common::{v2, BrokerProcess};
 
 const TOPIC: &str = "t";
 const CHANNELS: [&str; 2] = ["a", "b"];
@@ -179,22 +179,10 @@ impl Conn {
     }
 }
 
-/// `line\n[4-byte size][body]`.
-fn with_body(line: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{line}\n").into_bytes();
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
 /// `MPUB topic\n[4-byte size][4-byte count]([4-byte size][bytes])*`.
 fn mpub_cmd(bodies: &[String]) -> Vec<u8> {
-    let mut payload = (bodies.len() as u32).to_be_bytes().to_vec();
-    for body in bodies {
-        payload.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        payload.extend_from_slice(body.as_bytes());
-    }
-    with_body(&format!("MPUB {TOPIC}"), &payload)
+    let bodies: Vec<&[u8]> = bodies.iter().map(String::as_bytes).collect();
+    v2::mpub_cmd(TOPIC, &bodies)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,12 +245,9 @@ fn run_producer(
             loop {
                 let batch = next_batch(&mut rng, matches!(kind, Kind::TcpMpub));
                 let command = match kind {
-                    Kind::TcpPub => with_body(&format!("PUB {TOPIC}"), batch[0].as_bytes()),
+                    Kind::TcpPub => v2::pub_cmd(TOPIC, batch[0].as_bytes()),
                     Kind::TcpMpub => mpub_cmd(&batch),
-                    _ => with_body(
-                        &format!("DPUB {TOPIC} {}", rng.gen_range(0..=MAX_DEFER_MS)),
-                        batch[0].as_bytes(),
-                    ),
+                    _ => v2::dpub_cmd(TOPIC, rng.gen_range(0..=MAX_DEFER_MS), batch[0].as_bytes()),
                 };
                 let answer = match conn.send(&command) {
                     Ok(()) => conn.expect_ok(),
@@ -576,6 +561,33 @@ fn merge(
     merged
 }
 
+/// [`merge`]s every channel's consumer logs into its tally, failing if a channel delivered a
+/// finished message again; what each channel got, for the cycle's log line.
+fn merge_channels(
+    run: &mut Run,
+    what: &str,
+    logs: &[Vec<ConsumerLog>],
+    tallies: &mut [ChannelTally],
+    sent: &Sent,
+) -> String {
+    let mut line = String::new();
+    for ((channel, logs), tally) in CHANNELS.iter().zip(logs).zip(tallies) {
+        let merged = merge(run, what, channel, logs, tally, sent);
+        if merged.refinished > 0 {
+            run.fail(format!(
+                "{what}: channel {channel} delivered {} messages again after they were \
+                 finished, with no crash in between",
+                merged.refinished
+            ));
+        }
+        line += &format!(
+            " {channel}: {:5} delivered, {:4} duplicates redelivered;",
+            merged.deliveries, merged.redelivered
+        );
+    }
+    line
+}
+
 /// Consumers (for every channel) started on a broker.
 struct Consumers {
     stop: Arc<AtomicBool>,
@@ -716,21 +728,13 @@ fn crash_cycles(run: &mut Run, durable: bool, cycles: usize, label: &str) -> Out
             "{label} cycle {cycle:3}: killed after {:3} ms; acked {acked:5}, unanswered {unanswered:2};",
             kill_after.as_millis()
         );
-        for ((channel, logs), tally) in CHANNELS.iter().zip(&logs).zip(&mut tallies) {
-            let what = format!("{label} cycle {cycle}");
-            let merged = merge(run, &what, channel, logs, tally, &sent);
-            if merged.refinished > 0 {
-                run.fail(format!(
-                    "{what}: channel {channel} delivered {} messages again after they were \
-                     finished, with no crash in between",
-                    merged.refinished
-                ));
-            }
-            line += &format!(
-                " {channel}: {:5} delivered, {:4} duplicates redelivered;",
-                merged.deliveries, merged.redelivered
-            );
-        }
+        line += &merge_channels(
+            run,
+            &format!("{label} cycle {cycle}"),
+            &logs,
+            &mut tallies,
+            &sent,
+        );
         eprintln!(
             "{line} restart {restart_ms} ms; elapsed {} ms",
             cycle_started.elapsed().as_millis()
@@ -770,21 +774,13 @@ fn crash_cycles(run: &mut Run, durable: bool, cycles: usize, label: &str) -> Out
     }
     let logs = consumers.join(run);
     let mut line = format!("{label} drain: to drain {to_drain:?};");
-    for ((channel, logs), tally) in CHANNELS.iter().zip(&logs).zip(&mut tallies) {
-        let what = format!("{label} final drain");
-        let merged = merge(run, &what, channel, logs, tally, &sent);
-        if merged.refinished > 0 {
-            run.fail(format!(
-                "{what}: channel {channel} delivered {} messages again after they were \
-                 finished, with no crash in between",
-                merged.refinished
-            ));
-        }
-        line += &format!(
-            " {channel}: {:5} delivered, {:4} duplicates redelivered;",
-            merged.deliveries, merged.redelivered
-        );
-    }
+    line += &merge_channels(
+        run,
+        &format!("{label} final drain"),
+        &logs,
+        &mut tallies,
+        &sent,
+    );
     eprintln!(
         "{line} elapsed {} ms; stats {last_stats:?}",
         drain_started.elapsed().as_millis()

@@ -13,364 +13,26 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::v2::{
+    dpub_cmd, frame_bytes, identify_cmd, mpub_cmd, pub_cmd, subscribe, with_body, with_size,
+    Client, Next, ERROR, RESPONSE, WAIT,
+};
+use common::{find_channel, find_topic, stop, wait_channel_stat};
 use rnsq::nsqd::Nsqd;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::{sleep_until, timeout, timeout_at, Instant};
+use tokio::time::{sleep_until, timeout, Instant};
 
-/// How long a frame that must come may take.
-const WAIT: Duration = Duration::from_secs(5);
 /// How long we listen to check that nothing comes.
 const QUIET: Duration = Duration::from_millis(300);
 
-const RESPONSE: u32 = 0;
-const ERROR: u32 = 1;
-const MESSAGE: u32 = 2;
-
 /// A well-formed message ID that is never in flight.
 const UNKNOWN_ID: &str = "0123456789abcdef";
-
-// ---------------------------------------------------------------------------------------------
-// Frames and the raw client
-// ---------------------------------------------------------------------------------------------
-
-/// One frame as read off the socket.
-struct Frame {
-    kind: u32,
-    data: Vec<u8>,
-    /// The whole frame, size and type included.
-    raw: Vec<u8>,
-}
-
-impl std::fmt::Debug for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = &self.data[..self.data.len().min(200)];
-        write!(
-            f,
-            "Frame {{ type: {}, {} bytes: {:?} }}",
-            self.kind,
-            self.data.len(),
-            String::from_utf8_lossy(shown)
-        )
-    }
-}
-
-/// A decoded message frame.
-#[derive(Debug, Clone)]
-struct Msg {
-    timestamp: i64,
-    attempts: u16,
-    id: String,
-    body: Vec<u8>,
-}
-
-impl Frame {
-    fn message(&self) -> Msg {
-        assert_eq!(self.kind, MESSAGE, "expected a message frame, got {self:?}");
-        assert!(
-            self.data.len() >= 26,
-            "message frame too short for its header: {self:?}"
-        );
-        let timestamp = i64::from_be_bytes(self.data[0..8].try_into().unwrap());
-        let attempts = u16::from_be_bytes(self.data[8..10].try_into().unwrap());
-        let id_bytes = &self.data[10..26];
-        assert!(
-            id_bytes
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)),
-            "message ID is not 16 bytes of lowercase hex: {id_bytes:?}"
-        );
-        Msg {
-            timestamp,
-            attempts,
-            id: String::from_utf8(id_bytes.to_vec()).unwrap(),
-            body: self.data[26..].to_vec(),
-        }
-    }
-}
-
-/// The bytes of a frame: `[size = 4 + len(data)][type][data]`, big-endian.
-fn frame_bytes(kind: u32, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + data.len());
-    out.extend_from_slice(&(4 + data.len() as u32).to_be_bytes());
-    out.extend_from_slice(&kind.to_be_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// What the next read brought.
-enum Next {
-    Frame(Frame),
-    /// Nothing arrived in time.
-    Quiet,
-    /// EOF or a reset.
-    Closed(String),
-}
-
-/// A raw protocol client. Reads go through a buffer with cancel-safe `read`, so a timeout
-/// never loses half a frame.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    /// Connects without sending the magic.
-    async fn raw(nsqd: &Nsqd) -> Client {
-        let stream = timeout(WAIT, TcpStream::connect(nsqd.tcp_address()))
-            .await
-            .expect("connect timed out")
-            .expect("connect");
-        stream.set_nodelay(true).unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Connects and sends the magic `"  V2"`.
-    async fn connect(nsqd: &Nsqd) -> Client {
-        let mut client = Client::raw(nsqd).await;
-        client.send(b"  V2").await;
-        client
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.stream.write_all(bytes))
-            .await
-            .expect("write timed out")
-            .expect("write");
-    }
-
-    /// Sends `line` and a newline.
-    async fn line(&mut self, line: &str) {
-        self.send(format!("{line}\n").as_bytes()).await;
-    }
-
-    fn parse_frame(&mut self) -> Option<Frame> {
-        if self.buf.len() < 4 {
-            return None;
-        }
-        let size = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-        assert!(size >= 4, "frame size {size} < 4: {:?}", &self.buf[..4]);
-        if self.buf.len() < 4 + size {
-            return None;
-        }
-        let raw: Vec<u8> = self.buf.drain(..4 + size).collect();
-        let kind = u32::from_be_bytes(raw[4..8].try_into().unwrap());
-        Some(Frame {
-            kind,
-            data: raw[8..].to_vec(),
-            raw,
-        })
-    }
-
-    async fn next_until(&mut self, deadline: Instant) -> Next {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(frame) = self.parse_frame() {
-                return Next::Frame(frame);
-            }
-            match timeout_at(deadline, self.stream.read(&mut chunk)).await {
-                Err(_) => return Next::Quiet,
-                Ok(Ok(0)) => {
-                    assert!(
-                        self.buf.is_empty(),
-                        "connection closed inside a frame; partial bytes {:?}",
-                        &self.buf[..self.buf.len().min(64)]
-                    );
-                    return Next::Closed("EOF".into());
-                }
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => {
-                    assert!(
-                        self.buf.is_empty(),
-                        "connection failed ({e}) inside a frame; partial bytes {:?}",
-                        &self.buf[..self.buf.len().min(64)]
-                    );
-                    return Next::Closed(e.to_string());
-                }
-            }
-        }
-    }
-
-    async fn next_within(&mut self, within: Duration) -> Next {
-        self.next_until(Instant::now() + within).await
-    }
-
-    /// The next frame, which must come within `within`.
-    async fn frame_within(&mut self, within: Duration) -> Frame {
-        match self.next_within(within).await {
-            Next::Frame(frame) => frame,
-            Next::Quiet => panic!("no frame within {within:?}"),
-            Next::Closed(why) => panic!("connection closed ({why}) while waiting for a frame"),
-        }
-    }
-
-    async fn frame(&mut self) -> Frame {
-        self.frame_within(WAIT).await
-    }
-
-    /// The next frame must be exactly the response frame `data`.
-    async fn expect_response(&mut self, data: &[u8]) {
-        let frame = self.frame().await;
-        assert_eq!(
-            frame.raw,
-            frame_bytes(RESPONSE, data),
-            "expected response frame {:?}, got {frame:?}",
-            String::from_utf8_lossy(data)
-        );
-    }
-
-    async fn expect_ok(&mut self) {
-        self.expect_response(b"OK").await;
-    }
-
-    /// The next frame must be exactly the error frame `text`.
-    async fn expect_error(&mut self, text: &str) {
-        let frame = self.frame().await;
-        assert_eq!(
-            frame.raw,
-            frame_bytes(ERROR, text.as_bytes()),
-            "expected error frame {text:?}, got {frame:?}"
-        );
-    }
-
-    async fn expect_message(&mut self) -> Msg {
-        self.frame().await.message()
-    }
-
-    /// Nothing arrives for `within`, and the connection stays open.
-    async fn expect_quiet(&mut self, within: Duration) {
-        self.expect_quiet_until(Instant::now() + within).await;
-    }
-
-    async fn expect_quiet_until(&mut self, deadline: Instant) {
-        match self.next_until(deadline).await {
-            Next::Quiet => {}
-            Next::Frame(frame) => panic!("expected nothing, got {frame:?}"),
-            Next::Closed(why) => panic!("expected nothing, but the connection closed ({why})"),
-        }
-    }
-
-    /// The server closes the connection with nothing more sent.
-    async fn expect_closed(&mut self) {
-        match self.next_within(WAIT).await {
-            Next::Closed(_) => {}
-            Next::Frame(frame) => panic!("expected the connection to close, got {frame:?}"),
-            Next::Quiet => panic!("connection still open {WAIT:?} after a fatal error"),
-        }
-    }
-
-    /// The connection still serves commands: a PUB to an unwatched topic answers exactly `OK`
-    /// as the very next frame (so nothing else was sent before it).
-    async fn expect_open(&mut self) {
-        self.send(&pub_cmd("probe", b"still open")).await;
-        self.expect_ok().await;
-    }
-
-    async fn publish(&mut self, topic: &str, body: &[u8]) {
-        self.send(&pub_cmd(topic, body)).await;
-        self.expect_ok().await;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Commands
-// ---------------------------------------------------------------------------------------------
-
-/// `line\n[4-byte size][body]`.
-fn with_body(line: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{line}\n").into_bytes();
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-/// `line\n[4-byte size]` with no body.
-fn with_size(line: &str, size: u32) -> Vec<u8> {
-    let mut out = format!("{line}\n").into_bytes();
-    out.extend_from_slice(&size.to_be_bytes());
-    out
-}
-
-fn pub_cmd(topic: &str, body: &[u8]) -> Vec<u8> {
-    with_body(&format!("PUB {topic}"), body)
-}
-
-fn dpub_cmd(topic: &str, ms: u64, body: &[u8]) -> Vec<u8> {
-    with_body(&format!("DPUB {topic} {ms}"), body)
-}
-
-/// The MPUB body: `[4-byte count]([4-byte size][bytes])*`.
-fn mpub_body(bodies: &[&[u8]]) -> Vec<u8> {
-    let mut out = (bodies.len() as u32).to_be_bytes().to_vec();
-    for body in bodies {
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-fn mpub_cmd(topic: &str, bodies: &[&[u8]]) -> Vec<u8> {
-    with_body(&format!("MPUB {topic}"), &mpub_body(bodies))
-}
-
-fn identify_cmd(json: &str) -> Vec<u8> {
-    with_body("IDENTIFY", json.as_bytes())
-}
-
-/// A connection subscribed to `topic/channel` with `RDY rdy` (none if 0).
-async fn subscribe(nsqd: &Nsqd, topic: &str, channel: &str, rdy: u32) -> Client {
-    let mut client = Client::connect(nsqd).await;
-    client.line(&format!("SUB {topic} {channel}")).await;
-    client.expect_ok().await;
-    if rdy > 0 {
-        client.line(&format!("RDY {rdy}")).await;
-    }
-    client
-}
 
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-// ---------------------------------------------------------------------------------------------
-// Brokers and /stats
-// ---------------------------------------------------------------------------------------------
-
-async fn stop(nsqd: Nsqd) {
-    timeout(Duration::from_secs(10), nsqd.shutdown())
-        .await
-        .expect("broker shuts down within 10 s");
-}
-
-fn find_topic<'a>(stats: &'a Value, topic: &str) -> Option<&'a Value> {
-    stats["topics"]
-        .as_array()?
-        .iter()
-        .find(|t| t["topic_name"] == topic)
-}
-
-fn find_channel<'a>(stats: &'a Value, topic: &str, channel: &str) -> Option<&'a Value> {
-    find_topic(stats, topic)?["channels"]
-        .as_array()?
-        .iter()
-        .find(|c| c["channel_name"] == channel)
-}
-
-/// Waits until channel `topic/channel` shows `key == want` in /stats.
-async fn wait_channel_stat(base: &str, topic: &str, channel: &str, key: &str, want: u64) {
-    let what = format!("/stats {topic}/{channel} {key} == {want}");
-    common::eventually(&what, move || async move {
-        let stats = common::stats(base).await;
-        (find_channel(&stats, topic, channel)?[key].as_u64() == Some(want)).then_some(())
-    })
-    .await;
 }
 
 /// Waits until topic `topic` shows `message_count == want` in /stats.
@@ -2222,7 +1884,7 @@ async fn stats_show_tcp_clients() {
     let h = common::base(nsqd.http_address());
 
     let mut consumer = Client::connect(&nsqd).await;
-    let local = consumer.stream.local_addr().unwrap().to_string();
+    let local = consumer.local_addr().to_string();
     consumer
         .send(&identify_cmd(
             r#"{"client_id":"cid","hostname":"host.example","user_agent":"proto-test/1.0"}"#,
@@ -2234,7 +1896,7 @@ async fn stats_show_tcp_clients() {
     consumer.line("RDY 3").await;
 
     let mut producer = Client::connect(&nsqd).await;
-    let producer_local = producer.stream.local_addr().unwrap().to_string();
+    let producer_local = producer.local_addr().to_string();
     producer.publish("statsy", b"a").await;
     producer.send(&mpub_cmd("statsy", &[b"b", b"c"])).await;
     producer.expect_ok().await;

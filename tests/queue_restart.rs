@@ -12,219 +12,30 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rnsq::config::NsqdOptions;
 use rnsq::nsqd::Nsqd;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::Instant;
 
-/// How long a frame that must come may take.
-const WAIT: Duration = Duration::from_secs(5);
+use common::v2::{dpub_cmd, pub_cmd, subscribe, Client, Msg};
+use common::{find_channel, find_topic, stop, wait_channel_stat};
+
 /// How long we listen to check that nothing (more) comes.
 const QUIET: Duration = Duration::from_millis(400);
 
-const RESPONSE: u32 = 0;
-const MESSAGE: u32 = 2;
-
 // ---------------------------------------------------------------------------------------------
-// A minimal raw protocol V2 client
+// Publishing and receiving over protocol V2
 // ---------------------------------------------------------------------------------------------
-
-struct Frame {
-    kind: u32,
-    data: Vec<u8>,
-}
-
-impl std::fmt::Debug for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = &self.data[..self.data.len().min(200)];
-        write!(
-            f,
-            "Frame {{ type: {}, {} bytes: {:?} }}",
-            self.kind,
-            self.data.len(),
-            String::from_utf8_lossy(shown)
-        )
-    }
-}
-
-/// A decoded message frame.
-#[derive(Debug, Clone)]
-struct Msg {
-    timestamp: i64,
-    attempts: u16,
-    id: String,
-    body: Vec<u8>,
-}
-
-impl Msg {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-impl Frame {
-    fn message(&self) -> Msg {
-        assert_eq!(self.kind, MESSAGE, "expected a message frame, got {self:?}");
-        assert!(self.data.len() >= 26, "message frame too short: {self:?}");
-        let id_bytes = &self.data[10..26];
-        assert!(
-            id_bytes
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)),
-            "message ID is not 16 bytes of lowercase hex: {id_bytes:?}"
-        );
-        Msg {
-            timestamp: i64::from_be_bytes(self.data[0..8].try_into().unwrap()),
-            attempts: u16::from_be_bytes(self.data[8..10].try_into().unwrap()),
-            id: String::from_utf8(id_bytes.to_vec()).unwrap(),
-            body: self.data[26..].to_vec(),
-        }
-    }
-}
-
-/// A raw protocol client; reads are buffered with cancel-safe `read`, so a timeout never
-/// loses half a frame.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    /// Connects and sends the magic `"  V2"`.
-    async fn connect(address: SocketAddr) -> Client {
-        let stream = timeout(WAIT, TcpStream::connect(address))
-            .await
-            .expect("connect timed out")
-            .expect("connect");
-        stream.set_nodelay(true).unwrap();
-        let mut client = Client {
-            stream,
-            buf: Vec::new(),
-        };
-        client.send(b"  V2").await;
-        client
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.stream.write_all(bytes))
-            .await
-            .expect("write timed out")
-            .expect("write");
-    }
-
-    async fn line(&mut self, line: &str) {
-        self.send(format!("{line}\n").as_bytes()).await;
-    }
-
-    fn parse_frame(&mut self) -> Option<Frame> {
-        if self.buf.len() < 4 {
-            return None;
-        }
-        let size = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-        assert!(size >= 4, "frame size {size} < 4");
-        if self.buf.len() < 4 + size {
-            return None;
-        }
-        let raw: Vec<u8> = self.buf.drain(..4 + size).collect();
-        Some(Frame {
-            kind: u32::from_be_bytes(raw[4..8].try_into().unwrap()),
-            data: raw[8..].to_vec(),
-        })
-    }
-
-    /// The next frame, or `None` if nothing came by `deadline`. Panics if the connection
-    /// closes.
-    async fn next_until(&mut self, deadline: Instant) -> Option<Frame> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(frame) = self.parse_frame() {
-                return Some(frame);
-            }
-            match timeout_at(deadline, self.stream.read(&mut chunk)).await {
-                Err(_) => return None,
-                Ok(Ok(0)) => panic!("connection closed while waiting for a frame"),
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => panic!("connection failed while waiting for a frame: {e}"),
-            }
-        }
-    }
-
-    async fn frame(&mut self) -> Frame {
-        self.next_until(Instant::now() + WAIT)
-            .await
-            .unwrap_or_else(|| panic!("no frame within {WAIT:?}"))
-    }
-
-    async fn expect_ok(&mut self) {
-        let frame = self.frame().await;
-        assert!(
-            frame.kind == RESPONSE && frame.data == b"OK",
-            "expected OK, got {frame:?}"
-        );
-    }
-
-    async fn message(&mut self) -> Msg {
-        self.frame().await.message()
-    }
-
-    /// The next message, if one comes by `deadline`.
-    async fn message_until(&mut self, deadline: Instant) -> Option<Msg> {
-        self.next_until(deadline).await.map(|f| f.message())
-    }
-
-    /// Nothing arrives for `within`.
-    async fn expect_quiet(&mut self, within: Duration) {
-        if let Some(frame) = self.next_until(Instant::now() + within).await {
-            let shown = if frame.kind == MESSAGE {
-                format!("{:?}", frame.message())
-            } else {
-                format!("{frame:?}")
-            };
-            panic!("expected nothing more, got {shown}");
-        }
-    }
-
-    async fn publish(&mut self, topic: &str, body: &[u8]) {
-        self.send(&with_body(&format!("PUB {topic}"), body)).await;
-        self.expect_ok().await;
-    }
-
-    async fn fin(&mut self, id: &str) {
-        self.line(&format!("FIN {id}")).await;
-    }
-}
-
-/// `line\n[4-byte size][body]`.
-fn with_body(line: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{line}\n").into_bytes();
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-/// A connection subscribed to `topic/channel` with `RDY rdy` (none if 0).
-async fn subscribe(nsqd: &Nsqd, topic: &str, channel: &str, rdy: u32) -> Client {
-    let mut client = Client::connect(nsqd.tcp_address()).await;
-    client.line(&format!("SUB {topic} {channel}")).await;
-    client.expect_ok().await;
-    if rdy > 0 {
-        client.line(&format!("RDY {rdy}")).await;
-    }
-    client
-}
 
 /// Publishes `bodies` to `topic` over one connection, pipelined, waiting for every `OK`.
 async fn publish_all(nsqd: &Nsqd, topic: &str, bodies: &[String]) {
     let mut client = Client::connect(nsqd.tcp_address()).await;
     let mut out = Vec::new();
     for body in bodies {
-        out.extend_from_slice(&with_body(&format!("PUB {topic}"), body.as_bytes()));
+        out.extend_from_slice(&pub_cmd(topic, body.as_bytes()));
     }
     client.send(&out).await;
     for _ in bodies {
@@ -232,11 +43,28 @@ async fn publish_all(nsqd: &Nsqd, topic: &str, bodies: &[String]) {
     }
 }
 
+/// Publishes `body` to `topic` on a new connection; `consumer` gets it (first delivery),
+/// FINs it, and nothing more comes.
+async fn arrives_alone(nsqd: &Nsqd, consumer: &mut Client, topic: &str, body: &str) {
+    Client::connect(nsqd)
+        .await
+        .publish(topic, body.as_bytes())
+        .await;
+    let msg = consumer.expect_message().await;
+    assert_eq!(
+        (msg.text().as_str(), msg.attempts),
+        (body, 1),
+        "{topic}: a new message"
+    );
+    consumer.fin(&msg.id).await;
+    consumer.expect_quiet(QUIET).await;
+}
+
 /// Receives `count` messages, FINs each, and returns them in arrival order.
 async fn receive_and_fin(client: &mut Client, count: usize) -> Vec<Msg> {
     let mut got = Vec::with_capacity(count);
     for _ in 0..count {
-        let msg = client.message().await;
+        let msg = client.expect_message().await;
         client.fin(&msg.id).await;
         got.push(msg);
     }
@@ -255,10 +83,19 @@ fn now_ms() -> i64 {
 // Brokers, HTTP, /stats and files
 // ---------------------------------------------------------------------------------------------
 
-async fn stop(nsqd: Nsqd) {
-    timeout(Duration::from_secs(10), nsqd.shutdown())
-        .await
-        .expect("broker shuts down within 10 s");
+/// Starts a broker in this process; it and its HTTP base URL.
+async fn start(opts: NsqdOptions) -> (Nsqd, String) {
+    let nsqd = common::start_with(opts).await;
+    let h = common::base(nsqd.http_address());
+    (nsqd, h)
+}
+
+/// A new data directory, default options on it, and a broker started with them.
+async fn start_fresh() -> (tempfile::TempDir, NsqdOptions, Nsqd, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = common::options(dir.path());
+    let (nsqd, h) = start(opts.clone()).await;
+    (dir, opts, nsqd, h)
 }
 
 async fn post_ok(base: &str, path: &str) {
@@ -274,20 +111,6 @@ async fn create(base: &str, topic: &str, channel: &str) {
         &format!("/channel/create?topic={topic}&channel={channel}"),
     )
     .await;
-}
-
-fn find_topic<'a>(stats: &'a Value, topic: &str) -> Option<&'a Value> {
-    stats["topics"]
-        .as_array()?
-        .iter()
-        .find(|t| t["topic_name"] == topic)
-}
-
-fn find_channel<'a>(stats: &'a Value, topic: &str, channel: &str) -> Option<&'a Value> {
-    find_topic(stats, topic)?["channels"]
-        .as_array()?
-        .iter()
-        .find(|c| c["channel_name"] == channel)
 }
 
 /// Topic `topic`'s `disk` object in /stats.
@@ -307,16 +130,6 @@ async fn wait_disk_stat(base: &str, topic: &str, key: &str, want: u64) -> Value 
         (d[key].as_u64() == Some(want)).then_some(d)
     })
     .await
-}
-
-/// Waits until channel `topic/channel` shows `key == want` in /stats.
-async fn wait_channel_stat(base: &str, topic: &str, channel: &str, key: &str, want: u64) {
-    let what = format!("/stats {topic}/{channel} {key} == {want}");
-    common::eventually(&what, move || async move {
-        let stats = common::stats(base).await;
-        (find_channel(&stats, topic, channel)?[key].as_u64() == Some(want)).then_some(())
-    })
-    .await;
 }
 
 async fn channel_stat(base: &str, topic: &str, channel: &str, key: &str) -> u64 {
@@ -426,10 +239,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_restart_keeps_queued_in_flight_and_deferred() {
     const DEFER_MS: i64 = 3000;
-    let dir = tempfile::tempdir().unwrap();
-    let opts = common::options(dir.path());
-    let nsqd = common::start_with(opts.clone()).await;
-    let h = common::base(nsqd.http_address());
+    let (_dir, opts, nsqd, h) = start_fresh().await;
     create(&h, "t", "c").await;
 
     let bodies: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
@@ -437,7 +247,7 @@ async fn clean_restart_keeps_queued_in_flight_and_deferred() {
     let mut producer = Client::connect(nsqd.tcp_address()).await;
     let dpub_sent_ms = now_ms();
     producer
-        .send(&with_body(&format!("DPUB t {DEFER_MS}"), b"deferred"))
+        .send(&dpub_cmd("t", DEFER_MS as u64, b"deferred"))
         .await;
     producer.expect_ok().await;
     let dpub_answered = Instant::now();
@@ -446,7 +256,7 @@ async fn clean_restart_keeps_queued_in_flight_and_deferred() {
     let mut consumer = subscribe(&nsqd, "t", "c", 5).await;
     let mut first = Vec::new();
     for _ in 0..5 {
-        first.push(consumer.message().await);
+        first.push(consumer.expect_message().await);
     }
     consumer.line("RDY 0").await;
     for msg in &first {
@@ -468,8 +278,7 @@ async fn clean_restart_keeps_queued_in_flight_and_deferred() {
     // (instead of keeping the original due time) would deliver it clearly late.
     tokio::time::sleep(Duration::from_millis(2000)).await;
 
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     let mut consumer = subscribe(&nsqd, "t", "c", 50).await;
     let give_up = dpub_answered + Duration::from_millis(DEFER_MS as u64) + Duration::from_secs(5);
     let mut regular = Vec::new();
@@ -552,8 +361,7 @@ async fn segments_roll_are_deleted_when_consumed_and_nothing_comes_back() {
         sync_timeout: Duration::from_millis(50),
         ..common::options(dir.path())
     };
-    let nsqd = common::start_with(opts.clone()).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts.clone()).await;
     create(&h, "rolling", "c").await;
     let bodies: Vec<String> = (0..COUNT).map(|i| format!("msg-{i:04}")).collect();
     publish_all(&nsqd, "rolling", &bodies).await;
@@ -584,20 +392,12 @@ async fn segments_roll_are_deleted_when_consumed_and_nothing_comes_back() {
     drop(consumer);
     stop(nsqd).await;
 
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     assert_eq!(channel_stat(&h, "rolling", "c", "depth").await, 0);
     let mut consumer = subscribe(&nsqd, "rolling", "c", 10).await;
     consumer.expect_quiet(QUIET).await;
     // The consumer works: a new message arrives, alone.
-    Client::connect(nsqd.tcp_address())
-        .await
-        .publish("rolling", b"after")
-        .await;
-    let msg = consumer.message().await;
-    assert_eq!((msg.text().as_str(), msg.attempts), ("after", 1));
-    consumer.fin(&msg.id).await;
-    consumer.expect_quiet(QUIET).await;
+    arrives_alone(&nsqd, &mut consumer, "rolling", "after").await;
     stop(nsqd).await;
 }
 
@@ -606,10 +406,7 @@ async fn segments_roll_are_deleted_when_consumed_and_nothing_comes_back() {
 /// on after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_tail_is_truncated_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = common::options(dir.path());
-    let nsqd = common::start_with(opts.clone()).await;
-    let h = common::base(nsqd.http_address());
+    let (dir, opts, nsqd, h) = start_fresh().await;
     let bodies: Vec<String> = (0..5).map(|i| format!("whole-{i}")).collect();
     for topic in ["partial", "badcrc"] {
         create(&h, topic, "c").await;
@@ -640,8 +437,7 @@ async fn a_torn_tail_is_truncated_and_counted() {
     record.extend_from_slice(&payload);
     append(&badcrc_seg, &record);
 
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     for (topic, seg, len, appended) in [
         ("partial", &partial_seg, partial_len, partial.len()),
         ("badcrc", &badcrc_seg, badcrc_len, record.len()),
@@ -660,14 +456,7 @@ async fn a_torn_tail_is_truncated_and_counted() {
         assert_eq!(texts, bodies, "{topic}");
         consumer.expect_quiet(QUIET).await;
         // The log goes on after the cut.
-        Client::connect(nsqd.tcp_address())
-            .await
-            .publish(topic, b"after")
-            .await;
-        let msg = consumer.message().await;
-        assert_eq!(msg.text(), "after", "{topic}");
-        consumer.fin(&msg.id).await;
-        consumer.expect_quiet(QUIET).await;
+        arrives_alone(&nsqd, &mut consumer, topic, "after").await;
     }
     stop(nsqd).await;
 }
@@ -683,10 +472,7 @@ fn append(path: &Path, bytes: &[u8]) {
 /// bytes kept in `<segment>.log.bad`; the records around it arrive intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_record_mid_file_is_skipped_counted_once_and_kept_aside() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = common::options(dir.path());
-    let nsqd = common::start_with(opts.clone()).await;
-    let h = common::base(nsqd.http_address());
+    let (dir, opts, nsqd, h) = start_fresh().await;
     create(&h, "mid", "c1").await;
     post_ok(&h, "/channel/create?topic=mid&channel=c2").await;
     let bodies: Vec<String> = ["first-message", "second-message", "third-message"]
@@ -707,8 +493,7 @@ async fn a_damaged_record_mid_file_is_skipped_counted_once_and_kept_aside() {
     let damaged = bytes[offset..offset + total].to_vec();
     fs::write(&seg, &bytes).unwrap();
 
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     assert_eq!(disk(&h, "mid").await["truncated_bytes"], 0);
     for channel in ["c1", "c2"] {
         let mut consumer = subscribe(&nsqd, "mid", channel, 10).await;
@@ -737,10 +522,7 @@ async fn a_damaged_record_mid_file_is_skipped_counted_once_and_kept_aside() {
 /// counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stray_temp_files_are_removed_at_boot_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = common::options(dir.path());
-    let nsqd = common::start_with(opts.clone()).await;
-    let h = common::base(nsqd.http_address());
+    let (dir, opts, nsqd, h) = start_fresh().await;
     create(&h, "tmp", "c").await;
     publish_all(&nsqd, "tmp", &["kept".to_string()]).await;
     stop(nsqd).await;
@@ -751,8 +533,7 @@ async fn stray_temp_files_are_removed_at_boot_and_counted() {
         fs::write(stray, b"half-written").unwrap();
     }
 
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     // Logs may be opened just after boot, in the background: wait for it.
     for stray in &strays {
         common::eventually(&format!("{} to be removed", stray.display()), || {
@@ -786,8 +567,7 @@ fn frequent_saves(data_path: &Path) -> NsqdOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_channel_removes_its_state_file_for_good() {
     let dir = tempfile::tempdir().unwrap();
-    let nsqd = common::start_with(frequent_saves(dir.path())).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(frequent_saves(dir.path())).await;
     create(&h, "chans", "c").await;
     for i in 0..ROUNDS {
         post_ok(&h, &format!("/channel/create?topic=chans&channel=gone{i}")).await;
@@ -838,8 +618,7 @@ async fn deleting_a_topic_removes_its_queue_directory_for_good() {
     /// Channels of each topic.
     const CHANNELS: usize = 5;
     let dir = tempfile::tempdir().unwrap();
-    let nsqd = common::start_with(frequent_saves(dir.path())).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(frequent_saves(dir.path())).await;
     let doomed: Vec<PathBuf> = (0..ROUNDS)
         .map(|i| topic_dir(dir.path(), &format!("doomed{i}")))
         .collect();
@@ -895,10 +674,7 @@ async fn deleting_a_topic_removes_its_queue_directory_for_good() {
 /// a queue directory with no stored topic is reported, not loaded, and kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_queue_starts_empty_and_an_orphan_queue_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = common::options(dir.path());
-    let nsqd = common::start_with(opts.clone()).await;
-    let h = common::base(nsqd.http_address());
+    let (dir, opts, nsqd, h) = start_fresh().await;
     create(&h, "kept", "c").await;
     publish_all(&nsqd, "kept", &["one".to_string(), "two".to_string()]).await;
     stop(nsqd).await;
@@ -910,8 +686,7 @@ async fn a_missing_queue_starts_empty_and_an_orphan_queue_is_kept() {
     assert!(!ghost_files.is_empty());
     fs::remove_dir_all(&kdir).unwrap();
 
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     let report = nsqd.load_report().clone();
     assert_eq!(
         report.missing_queues,
@@ -942,14 +717,7 @@ async fn a_missing_queue_starts_empty_and_an_orphan_queue_is_kept() {
     );
     let mut consumer = subscribe(&nsqd, "kept", "c", 10).await;
     consumer.expect_quiet(QUIET).await;
-    Client::connect(nsqd.tcp_address())
-        .await
-        .publish("kept", b"fresh")
-        .await;
-    let msg = consumer.message().await;
-    assert_eq!(msg.text(), "fresh");
-    consumer.fin(&msg.id).await;
-    consumer.expect_quiet(QUIET).await;
+    arrives_alone(&nsqd, &mut consumer, "kept", "fresh").await;
     stop(nsqd).await;
     assert!(
         ghost.exists(),
@@ -967,8 +735,7 @@ async fn durable_publishes_are_fsynced() {
         durable: true,
         ..common::options(dir.path())
     };
-    let nsqd = common::start_with(opts).await;
-    let h = common::base(nsqd.http_address());
+    let (nsqd, h) = start(opts).await;
     create(&h, "durable", "c").await;
     let mut producer = Client::connect(nsqd.tcp_address()).await;
     for i in 0..N {

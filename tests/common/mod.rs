@@ -14,6 +14,8 @@ use rnsq::config::{LiveOptions, NsqdOptions};
 use rnsq::data_lock;
 use rnsq::nsqd::Nsqd;
 
+pub mod v2;
+
 /// How long any wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -66,6 +68,11 @@ async fn send(request: reqwest::RequestBuilder) -> Reply {
     }
 }
 
+/// POST `url` with `body`.
+pub async fn post_body(url: &str, body: Vec<u8>) -> Reply {
+    send(reqwest::Client::new().post(url).body(body)).await
+}
+
 /// POST `url` with no body.
 pub async fn post(url: &str) -> Reply {
     send(reqwest::Client::new().post(url)).await
@@ -86,6 +93,43 @@ pub async fn stats(base: &str) -> serde_json::Value {
     let reply = get(&format!("{base}/stats?format=json")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     serde_json::from_str(&reply.body).expect("stats JSON")
+}
+
+/// Shuts a broker in this process down, failing the test after 10 s.
+pub async fn stop(nsqd: Nsqd) {
+    tokio::time::timeout(Duration::from_secs(10), nsqd.shutdown())
+        .await
+        .expect("broker shuts down within 10 s");
+}
+
+/// Topic `topic` in /stats JSON.
+pub fn find_topic<'a>(stats: &'a serde_json::Value, topic: &str) -> Option<&'a serde_json::Value> {
+    stats["topics"]
+        .as_array()?
+        .iter()
+        .find(|t| t["topic_name"] == topic)
+}
+
+/// Channel `topic/channel` in /stats JSON.
+pub fn find_channel<'a>(
+    stats: &'a serde_json::Value,
+    topic: &str,
+    channel: &str,
+) -> Option<&'a serde_json::Value> {
+    find_topic(stats, topic)?["channels"]
+        .as_array()?
+        .iter()
+        .find(|c| c["channel_name"] == channel)
+}
+
+/// Waits until channel `topic/channel` shows `key == want` in /stats.
+pub async fn wait_channel_stat(base: &str, topic: &str, channel: &str, key: &str, want: u64) {
+    let what = format!("/stats {topic}/{channel} {key} == {want}");
+    eventually(&what, move || async move {
+        let stats = stats(base).await;
+        (find_channel(&stats, topic, channel)?[key].as_u64() == Some(want)).then_some(())
+    })
+    .await;
 }
 
 /// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
