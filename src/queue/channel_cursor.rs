@@ -13,7 +13,7 @@
 //! are delivered again (at least once), and none is lost.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,10 +44,26 @@ struct Inner {
     replay: Option<Replay>,
     /// Changed since the last save.
     dirty: bool,
-    /// The watermark last saved (segments before it may be deleted).
-    saved_watermark: Option<Position>,
     /// The saved state is still to be read (on first use).
     restore_pending: bool,
+}
+
+impl Inner {
+    /// The next message not yet read (while replaying, where the saved state left off).
+    fn read_position(&self) -> Cursor {
+        match &self.replay {
+            Some(replay) => replay.until,
+            None => self.read,
+        }
+    }
+
+    /// The oldest message not finished, or the read cursor when none is outstanding.
+    fn watermark(&self) -> Cursor {
+        match self.outstanding.first_key_value() {
+            Some((&seq, &pos)) if seq < self.read.seq => Cursor { seq, pos },
+            _ => self.read,
+        }
+    }
 }
 
 /// A channel's reading state. See the module docs.
@@ -80,7 +96,6 @@ impl ChannelCursor {
             if let Err(e) = cursor_file::save_quick(path, &saved) {
                 tracing::warn!(error = %e, "cannot save a new channel's cursor");
             }
-            cursor.lock().saved_watermark = Some(start.pos);
         }
         cursor
     }
@@ -105,7 +120,6 @@ impl ChannelCursor {
         if first.seq >= end.seq {
             // An empty log: nothing to deliver, whatever was saved.
             inner.read = end;
-            inner.saved_watermark = Some(end.pos);
             return;
         }
         let saved = match cursor_file::load(state_path) {
@@ -131,7 +145,6 @@ impl ChannelCursor {
                 .collect(),
         });
         inner.read = watermark;
-        inner.saved_watermark = Some(watermark.pos);
     }
 
     fn build(
@@ -151,7 +164,6 @@ impl ChannelCursor {
                 outstanding: BTreeMap::new(),
                 replay,
                 dirty: false,
-                saved_watermark: None,
                 restore_pending: false,
             }),
             readable: Notify::new(),
@@ -177,11 +189,6 @@ impl ChannelCursor {
     /// Notified (all waiters) when a message is requeued.
     pub fn readable(&self) -> &Notify {
         &self.readable
-    }
-
-    /// Where the state is saved (`None`: never saved).
-    pub fn state_path(&self) -> Option<&Path> {
-        self.state_path.as_deref()
     }
 
     /// The next message to deliver, if one is waiting. Messages read from the log that are
@@ -289,11 +296,7 @@ impl ChannelCursor {
 
     /// The next message of the log this channel has not read.
     pub fn read_position(&self) -> Cursor {
-        let inner = self.lock();
-        match &inner.replay {
-            Some(replay) => replay.until,
-            None => inner.read,
-        }
+        self.lock().read_position()
     }
 
     /// Drops everything: waiting, outstanding and unread messages.
@@ -321,44 +324,35 @@ impl ChannelCursor {
     }
 
     /// Saves the state if it changed, with `notes` giving the attempts and due times of
-    /// outstanding messages held elsewhere (in flight, deferred). Returns the saved
-    /// watermark.
-    pub fn save(&self, notes: &mut HashMap<u64, (u16, i64)>) -> Option<Position> {
-        let path = self.state_path.as_ref()?;
+    /// outstanding messages held elsewhere (in flight, deferred).
+    pub fn save(&self, notes: &mut HashMap<u64, (u16, i64)>) {
+        let Some(path) = self.state_path.as_ref() else {
+            return;
+        };
         // Held through the write, so a delete cannot slip between a check and the write.
         let closed = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         if *closed {
-            return None;
+            return;
         }
         let saved =
             {
                 let mut inner = self.lock();
                 if !inner.dirty {
-                    return inner.saved_watermark;
+                    return;
                 }
                 for message in inner.ready.iter().chain(inner.prefetched.iter()) {
                     notes.entry(message.seq).or_insert((message.attempts, 0));
                 }
-                let read = match &inner.replay {
-                    Some(replay) => replay.until,
-                    None => inner.read,
+                let note = |seq: u64| {
+                    let (attempts, due_ms) = notes.get(&seq).copied().unwrap_or((0, 0));
+                    Pending {
+                        seq,
+                        attempts,
+                        due_ms,
+                    }
                 };
-                let watermark = match inner.outstanding.first_key_value() {
-                    Some((&seq, &pos)) if seq < inner.read.seq => Cursor { seq, pos },
-                    _ => inner.read,
-                };
-                let mut pending: Vec<Pending> = inner
-                    .outstanding
-                    .keys()
-                    .map(|&seq| {
-                        let (attempts, due_ms) = notes.get(&seq).copied().unwrap_or((0, 0));
-                        Pending {
-                            seq,
-                            attempts,
-                            due_ms,
-                        }
-                    })
-                    .collect();
+                let mut pending: Vec<Pending> =
+                    inner.outstanding.keys().map(|&s| note(s)).collect();
                 if let Some(replay) = &inner.replay {
                     pending.extend(replay.pending.iter().map(|(&seq, &(attempts, due_ms))| {
                         Pending {
@@ -370,36 +364,23 @@ impl ChannelCursor {
                 }
                 inner.dirty = false;
                 SavedCursor {
-                    read,
-                    watermark,
+                    read: inner.read_position(),
+                    watermark: inner.watermark(),
                     pending,
                 }
             };
         let result = cursor_file::save(path, &saved);
         drop(closed);
-        match result {
-            Ok(()) => {
-                let mut inner = self.lock();
-                inner.saved_watermark = Some(saved.watermark.pos);
-                inner.saved_watermark
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot save the channel cursor");
-                let mut inner = self.lock();
-                inner.dirty = true;
-                inner.saved_watermark
-            }
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot save the channel cursor");
+            self.lock().dirty = true;
         }
     }
 
     /// The oldest message not finished (or the read cursor when none is outstanding):
     /// everything before it is finished.
     pub fn watermark(&self) -> Cursor {
-        let inner = self.lock();
-        match inner.outstanding.first_key_value() {
-            Some((&seq, &pos)) if seq < inner.read.seq => Cursor { seq, pos },
-            _ => inner.read,
-        }
+        self.lock().watermark()
     }
 
     /// Stops saving (the channel or its topic is deleted) and removes the saved file; a save
