@@ -80,6 +80,20 @@ pub fn rate_line(duration: Duration, messages: u64, size: usize) -> String {
 }
 
 /// A connection to nsqd that has sent the V2 magic.
+/// Waits for every worker, then prints the rate of the messages they counted.
+pub(crate) async fn report_workers(
+    workers: Vec<tokio::task::JoinHandle<Result<u64, BenchError>>>,
+    started: tokio::time::Instant,
+    size: usize,
+) -> Result<(), BenchError> {
+    let mut messages = 0;
+    for worker in workers {
+        messages += worker.await??;
+    }
+    crate::console::say(rate_line(started.elapsed(), messages, size));
+    Ok(())
+}
+
 pub(crate) type Conn = BufReader<TcpStream>;
 
 /// Connects to nsqd (with Nagle off, as Go's dialer does) and sends the V2 magic.

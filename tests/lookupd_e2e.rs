@@ -35,6 +35,15 @@ async fn json(url: String) -> Option<Value> {
         .flatten()
 }
 
+/// Waits until lookupd at `l` lists exactly `expected` (sorted) as `topic`'s channels.
+async fn channels_become(l: &str, topic: &str, expected: &[&str], what: &str) {
+    eventually(what, || {
+        let url = format!("{l}/channels?topic={topic}");
+        async move { json(url).await.filter(|v| names(v, "channels") == expected) }
+    })
+    .await;
+}
+
 fn names(value: &Value, key: &str) -> Vec<String> {
     let mut names: Vec<String> = value[key]
         .as_array()
@@ -101,14 +110,12 @@ async fn registrations_follow_creates_and_deletes() {
     ] {
         assert_eq!(post(&format!("{h}/{q}")).await.status, 200);
     }
-    eventually("/channels to list both channels", || {
-        let l = l.clone();
-        async move {
-            json(format!("{l}/channels?topic=orders"))
-                .await
-                .filter(|v| names(v, "channels") == ["billing", "tail#ephemeral"])
-        }
-    })
+    channels_become(
+        &l,
+        "orders",
+        &["billing", "tail#ephemeral"],
+        "/channels to list both channels",
+    )
     .await;
     assert_eq!(
         post(&format!(
@@ -118,14 +125,12 @@ async fn registrations_follow_creates_and_deletes() {
         .status,
         200
     );
-    eventually("the ephemeral channel to vanish", || {
-        let l = l.clone();
-        async move {
-            json(format!("{l}/channels?topic=orders"))
-                .await
-                .filter(|v| names(v, "channels") == ["billing"])
-        }
-    })
+    channels_become(
+        &l,
+        "orders",
+        &["billing"],
+        "the ephemeral channel to vanish",
+    )
     .await;
     assert_eq!(
         post(&format!("{h}/topic/delete?topic=events")).await.status,
@@ -180,15 +185,7 @@ async fn a_restarted_lookupd_learns_everything_again_within_two_seconds() {
         async move { Nsqlookupd::start(lookupd_options(&tcp, &http)).await.ok() }
     })
     .await;
-    eventually("everything to be registered again", || {
-        let l = l.clone();
-        async move {
-            json(format!("{l}/channels?topic=t"))
-                .await
-                .filter(|v| names(v, "channels") == ["c"])
-        }
-    })
-    .await;
+    channels_become(&l, "t", &["c"], "everything to be registered again").await;
     let healed = restarted.elapsed();
     eprintln!("rnsq nsqlookupd restart healed in {healed:?}");
     assert!(healed < Duration::from_secs(2), "healed after {healed:?}");
@@ -222,15 +219,7 @@ async fn a_new_broker_pre_creates_the_channels_lookupd_knows() {
         .status,
         200
     );
-    eventually("lookupd to know the channel", || {
-        let l = l.clone();
-        async move {
-            json(format!("{l}/channels?topic=orders"))
-                .await
-                .filter(|v| names(v, "channels") == ["billing"])
-        }
-    })
-    .await;
+    channels_become(&l, "orders", &["billing"], "lookupd to know the channel").await;
 
     let dir_b = tempfile::tempdir().unwrap();
     let b = broker(dir_b.path(), &lookupd).await;

@@ -635,46 +635,26 @@ async fn http_create_and_delete() {
         json!({"channels": ["c", "d#ephemeral"], "producers": []})
     );
 
-    fails(
-        post(&format!("{base}/topic/create")).await,
-        400,
-        "MISSING_ARG_TOPIC",
-    );
-    fails(
-        post(&format!("{base}/topic/create?topic=a!")).await,
-        400,
-        "INVALID_ARG_TOPIC",
-    );
-    fails(
-        post(&format!("{base}/channel/create?channel=c")).await,
-        400,
-        "MISSING_ARG_TOPIC",
-    );
-    fails(
-        post(&format!("{base}/channel/create?topic=t")).await,
-        400,
-        "MISSING_ARG_CHANNEL",
-    );
-    fails(
-        post(&format!("{base}/channel/create?topic=t&channel=a*")).await,
-        400,
-        "INVALID_ARG_CHANNEL",
-    );
-    fails(
-        post(&format!("{base}/channel/delete?topic=t2&channel=nope")).await,
-        404,
-        "CHANNEL_NOT_FOUND",
-    );
-    fails(
-        post(&format!("{base}/topic/delete")).await,
-        400,
-        "MISSING_ARG_TOPIC",
-    );
-    fails(
-        post(&format!("{base}/topic/create?topic=%zz")).await,
-        400,
-        "INVALID_REQUEST",
-    );
+    for (path, status, message) in [
+        ("/topic/create", 400, "MISSING_ARG_TOPIC"),
+        ("/topic/create?topic=a!", 400, "INVALID_ARG_TOPIC"),
+        ("/channel/create?channel=c", 400, "MISSING_ARG_TOPIC"),
+        ("/channel/create?topic=t", 400, "MISSING_ARG_CHANNEL"),
+        (
+            "/channel/create?topic=t&channel=a*",
+            400,
+            "INVALID_ARG_CHANNEL",
+        ),
+        (
+            "/channel/delete?topic=t2&channel=nope",
+            404,
+            "CHANNEL_NOT_FOUND",
+        ),
+        ("/topic/delete", 400, "MISSING_ARG_TOPIC"),
+        ("/topic/create?topic=%zz", 400, "INVALID_REQUEST"),
+    ] {
+        fails(post(&format!("{base}{path}")).await, status, message);
+    }
 
     ok(post(&format!("{base}/channel/delete?topic=t2&channel=c")).await);
     assert_eq!(

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::{
-    connect_worker, expect_ok, rate_line, split_frame, unexpected, wait_for_start, BenchError, Conn,
+    connect_worker, expect_ok, report_workers, split_frame, unexpected, wait_for_start, BenchError,
+    Conn,
 };
 use crate::console::say;
 use crate::message::HEADER_LEN;
@@ -63,13 +64,7 @@ pub async fn run(bench: ReaderBench) -> Result<(), BenchError> {
         .into_iter()
         .map(|conn| tokio::spawn(consume(conn, bench.rdy, end)))
         .collect();
-    let mut messages = 0;
-    for worker in workers {
-        messages += worker.await??;
-    }
-    let duration = started.elapsed();
-    say(rate_line(duration, messages, bench.size));
-    Ok(())
+    report_workers(workers, started, bench.size).await
 }
 
 /// Sends RDY, then reads and finishes messages until `end`; returns how many it finished.

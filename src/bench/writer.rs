@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::{connect_worker, expect_ok, rate_line, wait_for_start, BenchError, Conn};
+use super::{connect_worker, expect_ok, report_workers, wait_for_start, BenchError, Conn};
 use crate::console::say;
 
 /// The benchmark's parameters.
@@ -101,13 +101,7 @@ pub async fn run(bench: WriterBench) -> Result<(), BenchError> {
             tokio::spawn(async move { publish(conn, &command, batch, end, verb).await })
         })
         .collect();
-    let mut messages = 0;
-    for worker in workers {
-        messages += worker.await??;
-    }
-    let duration = started.elapsed();
-    say(rate_line(duration, messages, bench.size));
-    Ok(())
+    report_workers(workers, started, bench.size).await
 }
 
 /// Sends `command` and waits for its `OK` until `end`; returns the messages published.

@@ -73,25 +73,20 @@ pub async fn stats(state: State, RawQuery(query): RawQuery) -> Response {
     } else {
         Vec::new()
     };
-    if params.get("format") == Some("json") {
-        v1(Ok(Reply::Json(as_json(
-            &topics,
-            &producers,
-            state.broker.e2e_percentiles(),
-            &filter,
-            start,
-            &health,
-        ))))
+    let render = if params.get("format") == Some("json") {
+        |t, p, e, f, s, h| Reply::Json(as_json(t, p, e, f, s, h))
     } else {
-        v1(Ok(Reply::Text(as_text(
-            &topics,
-            &producers,
-            state.broker.e2e_percentiles(),
-            &filter,
-            start,
-            &health,
-        ))))
-    }
+        |t, p, e, f, s, h| Reply::Text(as_text(t, p, e, f, s, h))
+    };
+    let percentiles = state.broker.e2e_percentiles();
+    v1(Ok(render(
+        &topics,
+        &producers,
+        percentiles,
+        &filter,
+        start,
+        &health,
+    )))
 }
 
 fn channels_of(topic: &Topic, filter: &Filter) -> Vec<std::sync::Arc<Channel>> {
