@@ -3,11 +3,14 @@
 //! Each topic is one key in the `topics` tree whose value holds the topic's paused flag and
 //! its channels (see `migrations/README.md`). So every change — create, delete, pause or
 //! unpause of a topic or a channel — is one sled transaction on one key, and [`MetaStore::apply`]
-//! returns only after that transaction is flushed to disk. sled is the source of truth; the
+//! returns only after that transaction is durable: flushed by sled, then fsynced by the store's
+//! own barrier (`barrier.rs`: sled's flush alone does not survive a power cut), with concurrent
+//! changes sharing one fsync. sled is the source of truth; the
 //! `nsqd.dat` beside it is an export.
 //!
 //! Ephemeral names are the caller's to keep out: the broker never hands them to the store.
 
+mod barrier;
 mod check;
 mod import;
 mod migrations;
@@ -20,8 +23,10 @@ use std::sync::Mutex;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::metadata::Metadata;
+use barrier::Barrier;
 use record::TopicRecord;
 
+pub use barrier::BarrierError;
 pub use check::CheckReport;
 pub use import::{ImportMode, ImportSummary};
 pub use migrations::CURRENT_VERSION as SCHEMA_VERSION;
@@ -43,6 +48,8 @@ pub struct StorageError(sled::Error);
 pub enum OpenError {
     #[error("cannot open the metadata store at {path}: {source}")]
     Storage { path: PathBuf, source: StorageError },
+    #[error("cannot make the metadata store at {path} durable: {source}")]
+    Durability { path: PathBuf, source: BarrierError },
     #[error(
         "the metadata store at {path} has schema version {found}, written by a newer rnsq; \
          this rnsq reads versions up to {supported}: run the newer rnsq, or move {path} aside"
@@ -65,6 +72,9 @@ pub enum OpenError {
 pub enum StoreError {
     #[error("metadata store I/O error: {0}")]
     Storage(#[from] StorageError),
+    /// The store's files could not be made durable (an fsync failed, now or earlier).
+    #[error("metadata store I/O error: {0}")]
+    Durability(#[from] BarrierError),
     #[error("metadata store record of topic {topic:?} is unreadable: {reason}")]
     Corrupt { topic: String, reason: String },
 }
@@ -160,6 +170,7 @@ pub struct MetaStore {
     db: sled::Db,
     meta: sled::Tree,
     topics: sled::Tree,
+    barrier: Barrier,
     /// Held while a change is written (not while it is flushed) and while a snapshot is read,
     /// so that a snapshot never sees half of a multi-topic import.
     writer: Mutex<()>,
@@ -202,9 +213,16 @@ impl MetaStore {
         }
         let meta = db.open_tree(migrations::META_TREE).map_err(storage)?;
         let topics = db.open_tree(migrations::TOPICS_TREE).map_err(storage)?;
+        // Migrations and a new store's files must be durable before the store serves.
+        db.flush().map_err(storage)?;
+        let barrier = Barrier::open(path).map_err(|source| OpenError::Durability {
+            path: path.into(),
+            source,
+        })?;
         Ok(MetaStore {
             path: path.into(),
             db,
+            barrier,
             meta,
             topics,
             writer: Mutex::new(()),
@@ -230,9 +248,18 @@ impl MetaStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Makes every change written so far durable (see [`barrier`]).
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.barrier.commit(|| {
+            self.db.flush()?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// How many durability barriers (sled flush plus fsyncs) have completed; concurrent
+    /// changes share one.
+    pub fn sync_count(&self) -> u64 {
+        self.barrier.syncs()
     }
 
     /// Whether the first-boot import (see [`MetaStore::bootstrap`]) has been done.
@@ -246,11 +273,13 @@ impl MetaStore {
         self.import(initial.unwrap_or(&Metadata::default()), ImportMode::Merge)
     }
 
-    /// Applies one change as one transaction and flushes it before returning.
+    /// Applies one change as one transaction and makes it durable before returning.
     ///
     /// # Errors
     /// [`StoreError::Storage`] when sled fails; the change is then undone as far as sled
-    /// allows (a failed flush writes the previous record back). [`StoreError::Corrupt`] when
+    /// allows (a failed flush writes the previous record back), and
+    /// [`StoreError::Durability`] when an fsync failed, now or earlier: from then on every change
+    /// fails until the store is reopened. [`StoreError::Corrupt`] when
     /// the topic's record cannot be decoded; nothing is written.
     pub fn apply(&self, change: &Change) -> Result<(), StoreError> {
         let key = change.topic().as_bytes();
@@ -296,7 +325,10 @@ impl MetaStore {
             Some(bytes) => self.topics.insert(key, bytes).map(drop),
             None => self.topics.remove(key).map(drop),
         };
-        if let Err(e) = restored.and_then(|()| self.db.flush().map(drop)) {
+        let undone = restored
+            .map_err(StoreError::from)
+            .and_then(|()| self.flush());
+        if let Err(e) = undone {
             tracing::error!(error = %e, "could not undo a metadata change whose flush failed");
         }
     }
