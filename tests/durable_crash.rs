@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 
-use common::{v2, BrokerProcess};
+use common::{env_cycles, v2, BrokerProcess};
 
 const TOPIC: &str = "t";
 const CHANNELS: [&str; 2] = ["a", "b"];
@@ -641,15 +641,6 @@ impl Consumers {
             out.push(logs);
         }
         out
-    }
-}
-
-fn env_cycles(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-        Err(_) => default,
     }
 }
 

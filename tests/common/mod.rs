@@ -14,6 +14,7 @@ use rnsq::config::{LiveOptions, NsqdOptions};
 use rnsq::data_lock;
 use rnsq::nsqd::Nsqd;
 
+pub mod churn;
 pub mod v2;
 
 /// How long any wait in a test may take before the test fails.
@@ -157,6 +158,16 @@ pub fn eventually_blocking<T>(what: &str, mut check: impl FnMut() -> Option<T>) 
         }
         assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The number in environment variable `name`, or `default` when it is unset.
+pub fn env_cycles(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
+        Err(_) => default,
     }
 }
 
