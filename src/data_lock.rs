@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable_dir;
+
 /// The holder-information file inside the data path.
 pub const HOLDER_FILE: &str = "rnsq.lock";
 
@@ -51,7 +53,7 @@ pub struct DataLock {
 }
 
 impl DataLock {
-    /// Creates `path` if missing and locks it.
+    /// Creates `path` if missing (durably: its entry survives a power cut) and locks it.
     ///
     /// # Errors
     /// [`LockError::Held`] naming the holder when another process has it; [`LockError::Io`]
@@ -61,7 +63,7 @@ impl DataLock {
             path: path.into(),
             source,
         };
-        fs::create_dir_all(path).map_err(io_error)?;
+        durable_dir::create_all(path).map_err(io_error)?;
         let dir = File::open(path).map_err(io_error)?;
         match dir.try_lock() {
             Ok(()) => {}

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod console;
 pub mod data_lock;
+pub mod durable_dir;
 pub mod guid;
 pub mod http;
 pub mod loader;

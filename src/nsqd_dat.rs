@@ -5,7 +5,7 @@
 //! `{"topics":[{"name":"t","paused":false,"channels":[{"name":"c","paused":false}]}],"version":"1.3.0"}`
 //! with `null` for an empty list; older releases wrote alphabetical keys and `[]`. Both parse.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable_dir;
 use crate::metadata::{ChannelMeta, Metadata, TopicMeta};
 use crate::names;
 
@@ -202,7 +203,7 @@ pub fn write_atomic(dir: &Path, meta: &Metadata) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result?;
-    File::open(dir)?.sync_all()
+    durable_dir::sync(dir)
 }
 
 fn write_then_rename(tmp: &Path, target: &Path, data: &[u8]) -> io::Result<()> {

@@ -25,6 +25,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use crate::durable_dir;
+
 /// sled's log file inside the store's directory.
 const LOG_FILE: &str = "db";
 /// sled's configuration file, written once when the store is created.
@@ -213,9 +215,7 @@ impl Barrier {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BarrierError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(sync_error(dir))
+    durable_dir::sync(dir).map_err(sync_error(dir))
 }
 
 fn sync_error(path: &Path) -> impl Fn(io::Error) -> BarrierError + '_ {

@@ -63,11 +63,18 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(40);
 /// is still missing then is lost, not late).
 const DRAINED_QUIET: Duration = Duration::from_secs(2);
 
+/// The brokers' `--sync-timeout`: without `--durable`, what a power cut may lose is at most
+/// what was answered in about this long before it (and at most `--sync-every` messages).
+pub const SYNC_TIMEOUT: Duration = Duration::from_millis(100);
+const SYNC_TIMEOUT_FLAG: &str = "100ms";
+/// The brokers' `--sync-every` (nsqd's default).
+pub const SYNC_EVERY: usize = 2500;
+
 /// Broker flags besides `--durable`: cursors saved often, small segments that roll and get
 /// deleted, and a small memory window so channels also read the log from disk.
 const BROKER_FLAGS: [&str; 6] = [
     "--sync-timeout",
-    "100ms",
+    SYNC_TIMEOUT_FLAG,
     "--max-bytes-per-file",
     "65536",
     "--mem-queue-size",
@@ -198,12 +205,18 @@ enum Kind {
 /// What one producer did in one cycle.
 #[derive(Debug, Default)]
 struct ProducerLog {
-    /// Bodies answered OK.
-    acked: Vec<String>,
+    /// Bodies answered OK, with when the answer came.
+    acked: Vec<(String, Instant)>,
     /// Bodies sent whose answer never came (the broker died): they may or may not be kept.
     unanswered: Vec<String>,
     /// Something that must not happen (an error answer, no answer from a live broker).
     failure: Option<String>,
+}
+
+/// `batch`'s bodies, answered now.
+fn answered(batch: Vec<String>) -> impl Iterator<Item = (String, Instant)> {
+    let now = Instant::now();
+    batch.into_iter().map(move |body| (body, now))
 }
 
 /// A unique body: `c{cycle}-p{producer}-{n}-` and a padding of 40 to 240 bytes that depends
@@ -251,7 +264,7 @@ fn run_producer(
                     Err(_) => Ok(false),
                 };
                 match answer {
-                    Ok(true) => log.acked.extend(batch),
+                    Ok(true) => log.acked.extend(answered(batch)),
                     Ok(false) => {
                         log.unanswered.extend(batch);
                         return log;
@@ -284,7 +297,7 @@ fn run_producer(
                 match answer {
                     // The status line is the answer; a body cut off by the kill does not undo it.
                     Ok((200, text)) if text.as_deref().map_or(true, |t| t == "OK") => {
-                        log.acked.extend(batch)
+                        log.acked.extend(answered(batch))
                     }
                     Ok((status, text)) => {
                         log.failure =
@@ -655,6 +668,8 @@ pub struct Outcome {
     pub acked: usize,
     /// Per channel: acked bodies never finished on it.
     pub missing: Vec<Vec<String>>,
+    /// Every acked body: how long before the crash of its cycle it was answered.
+    pub acked_age: HashMap<String, Duration>,
     pub tallies: Vec<ChannelTally>,
 }
 
@@ -674,6 +689,7 @@ pub fn crash_cycles(
     let mut rng = rand::thread_rng();
     let mut sent = Sent::default();
     let mut tallies: Vec<ChannelTally> = CHANNELS.iter().map(|_| ChannelTally::default()).collect();
+    let mut acked_age = HashMap::new();
 
     let mut broker = BrokerProcess::spawn(&run.data_path, &flags);
     let http = reqwest::blocking::Client::new();
@@ -703,6 +719,7 @@ pub fn crash_cycles(
         let kill_after = Duration::from_millis(rng.gen_range(KILL_AFTER_MS));
         // Not synchronisation: this picks a random moment for the crash, mid-traffic.
         thread::sleep(kill_after);
+        let crashed_at = Instant::now();
         let note = crash(cycle, broker);
 
         let mut acked = 0;
@@ -718,9 +735,12 @@ pub fn crash_cycles(
             }
             acked += log.acked.len();
             unanswered += log.unanswered.len();
-            sent.sent.extend(log.acked.iter().cloned());
+            for (body, at) in log.acked {
+                acked_age.insert(body.clone(), crashed_at.saturating_duration_since(at));
+                sent.sent.insert(body.clone());
+                sent.acked.insert(body);
+            }
             sent.sent.extend(log.unanswered);
-            sent.acked.extend(log.acked);
         }
         let logs = consumers.join(run);
 
@@ -822,6 +842,7 @@ pub fn crash_cycles(
         cycles,
         acked: sent.acked.len(),
         missing,
+        acked_age,
         tallies,
     }
 }
