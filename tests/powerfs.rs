@@ -477,6 +477,51 @@ fn after_a_cut_the_mount_serves_the_durable_state_with_no_stale_cache() {
 }
 
 #[test]
+fn a_cut_refuses_while_a_file_is_open_and_names_the_holder() {
+    let mut fs = PowerFs::mount();
+    let path = fs.root().join("f");
+    write(&path, b"x");
+    let open = File::open(&path).expect("open");
+    let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fs.power_cut(CutMode::DropUnsynced)
+    }));
+    let message = match cut {
+        Ok(report) => panic!("a cut with a file open must panic, it reported {report:?}"),
+        Err(panic) => panic.downcast::<String>().map(|m| *m).unwrap_or_default(),
+    };
+    assert!(
+        message.contains(&std::process::id().to_string()),
+        "{message}"
+    );
+    // Nothing was cut, and it is still served.
+    assert_eq!(read(&path), b"x");
+    assert_eq!(fs.counters().cuts, 0);
+    drop(open);
+    fs.power_cut(CutMode::DropUnsynced);
+    assert!(!path.exists());
+}
+
+#[test]
+fn dropping_it_while_a_file_is_open_leaves_no_mount_behind() {
+    let fs = PowerFs::mount();
+    let root = fs.root().to_path_buf();
+    write(&root.join("f"), b"still readable");
+    let open = File::open(root.join("f")).expect("open");
+    let mounted = || {
+        let table = fs::read_to_string("/proc/self/mountinfo").expect("the mount table");
+        table
+            .lines()
+            .any(|line| line.split(' ').nth(4) == Some(&*root.to_string_lossy()))
+    };
+    assert!(mounted());
+    drop(fs);
+    assert!(!mounted(), "detached even though a file is open");
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut &open, &mut content).expect("read the detached file");
+    assert_eq!(content, "still readable");
+}
+
+#[test]
 fn two_exclusive_flocks_on_one_path_conflict() {
     let fs = PowerFs::mount();
     let (file, dir) = (fs.root().join("db"), fs.root().join("data"));

@@ -11,14 +11,18 @@
 //!   (the kernel never tells FUSE about it), not `syncfs`/`sync`.
 //! - **Directory entries**. `create`, `mkdir`, `unlink`, `rmdir`, `rename`, `link` and
 //!   `symlink` change the current entries of the directories involved; `fsync` of the
-//!   directory (`File::open(dir)?.sync_all()`) makes its entries durable. So a new file needs
-//!   its parent fsynced to survive, even if its data was fsynced; an unlinked name comes back
-//!   unless its parent was fsynced; a rename survives only as far as each of its two
-//!   directories was fsynced (a cross-directory rename with only the new directory fsynced
-//!   leaves both names). Inodes keep their identity across renames: write a temp file, fsync
-//!   it, rename it over the target and fsync the directory, and a cut yields the new file;
-//!   without the directory fsync, the old one. Rename an unsynced file into place and fsync
-//!   the directory, and a cut yields the name with the file's durable data: empty.
+//!   directory (`File::open(dir)?.sync_all()`) makes its entries durable. So a new file or
+//!   directory needs its parent fsynced to survive, even if its data was fsynced (and
+//!   `create_dir_all` makes no parent durable); an unlinked name comes back unless its parent
+//!   was fsynced; a rename survives only as far as each of its two directories was fsynced (a
+//!   cross-directory rename with only the new directory fsynced leaves the file under both
+//!   names, with only the old one fsynced under neither: it is gone). Inodes keep their
+//!   identity across renames: write a temp file, fsync it, rename it over the target and
+//!   fsync the directory, and a cut yields the new file; without the directory fsync, the old
+//!   one. Rename an unsynced file into place and fsync the directory, and a cut yields the
+//!   name with the file's durable data: empty.
+//! - `flock` works as on a local filesystem (the kernel keeps the locks); a killed process's
+//!   locks are gone with it.
 //! - Permissions, owners and timestamps are not modelled: they are kept as they are.
 //!
 //! # A power cut
@@ -39,6 +43,8 @@
 //! let report = fs.power_cut(CutMode::DropUnsynced);
 //! // start the broker again on `data`: it sees what a real power cut could have left.
 //! ```
+//! A directory the test means to exist before the broker starts (say its data path) must be
+//! made durable like anything else — created, then its parent fsynced — or a cut removes it.
 //! Mounting needs root and `/dev/fuse`; without either [`PowerFs::mount`] panics saying so —
 //! a power-loss test never passes without running. Requests are served one at a time by a
 //! background thread (fuser's session thread); the mount is unmounted when the `PowerFs` is
