@@ -9,10 +9,12 @@ use std::ffi::{OsStr, OsString};
 use std::time::SystemTime;
 
 use fuser::Errno;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-use super::{Counters, CutMode, CutReport};
+use super::Counters;
+use file_data::FileData;
+
+mod cut;
+mod file_data;
 
 /// An inode number; never reused within one [`Model`].
 pub type Ino = u64;
@@ -52,39 +54,6 @@ pub struct Owner {
     pub uid: u32,
     pub gid: u32,
     pub perm: u16,
-}
-
-/// Changes to a file's data since its last fsync, in the order they were made.
-enum Change {
-    /// `data` written at `offset`; a write past the end first fills the gap with zeros.
-    Write { offset: usize, data: Vec<u8> },
-    /// Truncated or extended (with zeros) to this length.
-    SetLen(usize),
-}
-
-impl Change {
-    fn apply(&self, to: &mut Vec<u8>) {
-        match self {
-            Change::Write { offset, data } => write_into(to, *offset, data),
-            Change::SetLen(len) => to.resize(*len, 0),
-        }
-    }
-}
-
-fn write_into(to: &mut Vec<u8>, offset: usize, data: &[u8]) {
-    let end = offset + data.len();
-    if to.len() < end {
-        to.resize(end, 0);
-    }
-    to[offset..end].copy_from_slice(data);
-}
-
-struct FileData {
-    current: Vec<u8>,
-    durable: Vec<u8>,
-    /// Replaying these onto `durable` gives `current`; an fsync does exactly that, so its cost
-    /// is the bytes written since the last one, not the file's size.
-    pending: Vec<Change>,
 }
 
 struct DirData {
@@ -224,7 +193,7 @@ impl Model {
     pub fn getattr(&self, ino: Ino) -> Result<Attr, Errno> {
         let inode = self.inode(ino)?;
         let (size, nlink) = match &inode.body {
-            Body::File(file) => (file.current.len() as u64, inode.links),
+            Body::File(file) => (file.current().len() as u64, inode.links),
             Body::Symlink(target) => (target.len() as u64, inode.links),
             Body::Dir(dir) => {
                 let subdirs = dir
@@ -325,11 +294,7 @@ impl Model {
     ) -> Result<Attr, Errno> {
         self.check_new_name(parent, name)?;
         let body = match kind {
-            Kind::File => Body::File(FileData {
-                current: Vec::new(),
-                durable: Vec::new(),
-                pending: Vec::new(),
-            }),
+            Kind::File => Body::File(FileData::default()),
             Kind::Dir => Body::Dir(empty_dir(parent)),
             Kind::Symlink => Body::Symlink(symlink_target.unwrap_or_default().into()),
         };
@@ -465,8 +430,7 @@ impl Model {
         if let Some(size) = size {
             let len = usize::try_from(size).map_err(|_| Errno::EFBIG)?;
             let file = self.file_mut(ino)?;
-            file.current.resize(len, 0);
-            file.pending.push(Change::SetLen(len));
+            file.set_len(len);
             self.inode_mut(ino)?.touch();
         }
         let inode = self.inode_mut(ino)?;
@@ -492,7 +456,7 @@ impl Model {
     /// Up to `size` bytes of the current data from `offset`.
     pub fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<&[u8], Errno> {
         let data = match &self.inode(ino)?.body {
-            Body::File(file) => &file.current,
+            Body::File(file) => file.current(),
             Body::Dir(_) => return Err(Errno::EISDIR),
             Body::Symlink(_) => return Err(Errno::EINVAL),
         };
@@ -509,11 +473,7 @@ impl Model {
         let offset = usize::try_from(offset).map_err(|_| Errno::EFBIG)?;
         let written = u32::try_from(data.len()).map_err(|_| Errno::EINVAL)?;
         let file = self.file_mut(ino)?;
-        write_into(&mut file.current, offset, data);
-        file.pending.push(Change::Write {
-            offset,
-            data: data.to_vec(),
-        });
+        file.write(offset, data);
         self.inode_mut(ino)?.touch();
         self.counters.writes += 1;
         self.counters.bytes_written += data.len() as u64;
@@ -535,9 +495,8 @@ impl Model {
         match mode {
             0 => {
                 let file = self.file_mut(ino)?;
-                if file.current.len() < end {
-                    file.current.resize(end, 0);
-                    file.pending.push(Change::SetLen(end));
+                if file.current().len() < end {
+                    file.set_len(end);
                 }
                 Ok(())
             }
@@ -556,10 +515,7 @@ impl Model {
         }
         match &mut self.inode_mut(ino)?.body {
             Body::File(file) => {
-                for change in file.pending.drain(..) {
-                    change.apply(&mut file.durable);
-                }
-                debug_assert_eq!(file.durable.len(), file.current.len());
+                file.fsync();
                 Ok(())
             }
             Body::Dir(_) => self.make_entries_durable(ino),
@@ -658,133 +614,11 @@ impl Model {
             .inodes
             .values()
             .map(|i| match &i.body {
-                Body::File(f) => f.current.len() as u64,
+                Body::File(f) => f.current().len() as u64,
                 _ => 0,
             })
             .sum();
         (bytes, self.inodes.len() as u64)
-    }
-
-    /// The power cut: every directory's entries become its durable entries, every file's data
-    /// its durable data (all of it for [`CutMode::DropUnsynced`], a torn prefix of the changes
-    /// for [`CutMode::Torn`]), and inodes no longer reachable from the root are forgotten.
-    /// Must only run while nothing is mounted: kernel references are reset.
-    pub fn cut(&mut self, mode: CutMode) -> CutReport {
-        self.counters.cuts += 1;
-        let mut report = CutReport::default();
-        self.listings.clear();
-
-        for inode in self.inodes.values_mut() {
-            inode.lookups = 0;
-            inode.links = 0;
-            inode.durable_links = 0;
-            if let Body::Dir(dir) = &mut inode.body {
-                report.entries_dropped += dir
-                    .current
-                    .iter()
-                    .filter(|(name, ino)| dir.durable.get(*name) != Some(ino))
-                    .count() as u64;
-                report.entries_resurrected += dir
-                    .durable
-                    .iter()
-                    .filter(|(name, ino)| dir.current.get(*name) != Some(ino))
-                    .count() as u64;
-                dir.current = dir.durable.clone();
-            }
-        }
-
-        // Walk from the root in name order. A directory reached twice (moved, with only its
-        // new parent fsynced) keeps the first name found: a directory has one parent.
-        let mut reachable = vec![ROOT];
-        let mut queue = VecDeque::from([ROOT]);
-        let mut seen_dirs = std::collections::HashSet::from([ROOT]);
-        while let Some(dir_ino) = queue.pop_front() {
-            let entries: Vec<(OsString, Ino)> = match self.dir(dir_ino) {
-                Ok(dir) => dir.current.iter().map(|(n, i)| (n.clone(), *i)).collect(),
-                Err(_) => continue,
-            };
-            for (name, child) in entries {
-                let Some(kind) = self.inodes.get(&child).map(Inode::kind) else {
-                    continue;
-                };
-                if kind == Kind::Dir {
-                    if !seen_dirs.insert(child) {
-                        if let Ok(dir) = self.dir_mut(dir_ino) {
-                            dir.current.remove(&name);
-                            dir.durable.remove(&name);
-                        }
-                        report.entries_dropped += 1;
-                        continue;
-                    }
-                    if let Ok(dir) = self.dir_mut(child) {
-                        dir.parent = dir_ino;
-                    }
-                    queue.push_back(child);
-                }
-                if let Some(c) = self.inodes.get_mut(&child) {
-                    if c.links == 0 {
-                        reachable.push(child);
-                    }
-                    c.links += 1;
-                    c.durable_links += 1;
-                }
-            }
-        }
-        if let Some(root) = self.inodes.get_mut(&ROOT) {
-            root.links = 1;
-        }
-        let reachable: std::collections::HashSet<Ino> = reachable.into_iter().collect();
-        let before = self.inodes.len();
-        self.inodes.retain(|ino, _| reachable.contains(ino));
-        report.inodes_forgotten = (before - self.inodes.len()) as u64;
-
-        let mut rng = match mode {
-            CutMode::Torn { seed } => Some(StdRng::seed_from_u64(seed)),
-            CutMode::DropUnsynced => None,
-        };
-        for inode in self.inodes.values_mut() {
-            let Body::File(file) = &mut inode.body else {
-                continue;
-            };
-            if file.pending.is_empty() {
-                continue;
-            }
-            let pending = std::mem::take(&mut file.pending);
-            let keep = rng
-                .as_mut()
-                .map_or(0, |rng| rng.gen_range(0..=pending.len()));
-            let mut lost = false;
-            for (i, change) in pending.iter().enumerate() {
-                match change {
-                    _ if i + 1 < keep => change.apply(&mut file.durable),
-                    Change::Write { offset, data } if i + 1 == keep => {
-                        // The last surviving write is torn at a random byte (when it has two
-                        // or more: a one-byte write is atomic).
-                        let torn = match rng.as_mut() {
-                            Some(rng) if data.len() >= 2 => rng.gen_range(1..data.len()),
-                            _ => data.len(),
-                        };
-                        write_into(&mut file.durable, *offset, &data[..torn]);
-                        if torn < data.len() {
-                            report.writes_torn += 1;
-                            report.bytes_dropped += (data.len() - torn) as u64;
-                            lost = true;
-                        }
-                    }
-                    Change::SetLen(_) if i + 1 == keep => change.apply(&mut file.durable),
-                    Change::Write { data, .. } => {
-                        report.bytes_dropped += data.len() as u64;
-                        lost = true;
-                    }
-                    Change::SetLen(_) => lost = true,
-                }
-            }
-            if lost {
-                report.files_reverted += 1;
-            }
-            file.current = file.durable.clone();
-        }
-        report
     }
 }
 
