@@ -6,9 +6,7 @@
 //! A timer task per channel fires in-flight timeouts and deferred due times at their exact
 //! instant (Go scans every 100 ms and can be seconds late).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,84 +16,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::ClientInfo;
+pub use super::flights::FlightError;
+use super::flights::{Flights, InFlight};
 use super::latency::LatencyWindow;
 use super::lazy_task::{LazyTask, Spawner};
 use crate::message::{Message, MessageId};
 use crate::names;
 use crate::queue::ChannelCursor;
-
-/// Why FIN, REQ or TOUCH failed; the text is Go's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FlightError {
-    #[error("ID not in flight")]
-    NotInFlight,
-    #[error("client does not own message")]
-    NotOwner,
-}
-
-struct InFlight {
-    message: Message,
-    client: u64,
-    deadline: Instant,
-    delivered: Instant,
-}
-
-/// Hashes message IDs: they are unique by construction (time, node, sequence), so folding
-/// their bytes together and finishing with a full avalanche mix (MurmurHash3's `fmix64`)
-/// spreads them well; SipHash's flood resistance buys nothing here and costs time on every
-/// delivery and FIN. The finish matters: the bytes that vary most (the sequence) come last.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_usize(&mut self, _: usize) {}
-
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-#[derive(Default)]
-struct Flights {
-    in_flight: HashMap<MessageId, InFlight, BuildHasherDefault<IdHasher>>,
-    /// Deadlines, earliest first. FIN and TOUCH leave entries behind (stale: the ID is gone or
-    /// has another deadline); they are skipped when popped, and swept out when they outnumber
-    /// the live ones, so the heap stays within a small multiple of the messages in flight.
-    timeouts: BinaryHeap<Reverse<(Instant, MessageId)>>,
-    /// Deferred messages with their due time in milliseconds since the epoch (saved, so a
-    /// restart keeps it).
-    deferred: BTreeMap<(Instant, u64), (Message, i64)>,
-    sequence: u64,
-}
-
-impl Flights {
-    fn is_live(&self, deadline: Instant, id: &MessageId) -> bool {
-        self.in_flight
-            .get(id)
-            .is_some_and(|e| e.deadline == deadline)
-    }
-
-    fn sweep_if_stale(&mut self) {
-        if self.timeouts.len() > 2 * self.in_flight.len() + 1024 {
-            let in_flight = &self.in_flight;
-            self.timeouts
-                .retain(|Reverse((d, id))| in_flight.get(id).is_some_and(|e| e.deadline == *d));
-        }
-    }
-}
 
 /// A channel of a topic. Shared behind an `Arc`; its flags change only through the broker.
 pub struct Channel {
@@ -226,12 +153,7 @@ impl Channel {
 
     fn defer_until(self: &Arc<Self>, message: Message, due: Instant, due_ms: i64) {
         self.ensure_timer();
-        {
-            let mut flights = self.flights();
-            flights.sequence += 1;
-            let sequence = flights.sequence;
-            flights.deferred.insert((due, sequence), (message, due_ms));
-        }
+        self.flights().defer(message, due, due_ms);
         self.timer.notify_one();
     }
 
@@ -282,23 +204,14 @@ impl Channel {
 
     /// Saves the channel's place if it changed since the last save.
     pub(crate) fn save_cursor(&self) {
-        let mut notes = std::collections::HashMap::new();
-        {
-            let flights = self.flights();
-            for entry in flights.in_flight.values() {
-                notes.insert(entry.message.seq, (entry.message.attempts, 0));
-            }
-            for (message, due_ms) in flights.deferred.values() {
-                notes.insert(message.seq, (message.attempts, *due_ms));
-            }
-        }
+        let mut notes = HashMap::new();
+        self.flights().note(&mut notes);
         self.cursor.save(&mut notes);
     }
 
     /// (in flight, deferred) counts.
     pub fn flight_counts(&self) -> (usize, usize) {
-        let flights = self.flights();
-        (flights.in_flight.len(), flights.deferred.len())
+        self.flights().counts()
     }
 
     /// Records `messages` as delivered to `client`, each timing out after `timeout`.
@@ -311,43 +224,14 @@ impl Channel {
         self.ensure_timer();
         let now = Instant::now();
         let deadline = now + timeout;
-        let earliest = {
-            let mut flights = self.flights();
-            let earliest = flights
-                .timeouts
-                .peek()
-                .is_none_or(|Reverse((d, _))| deadline < *d);
-            for message in messages {
-                let id = message.id;
-                flights.in_flight.insert(
-                    id,
-                    InFlight {
-                        message,
-                        client,
-                        deadline,
-                        delivered: now,
-                    },
-                );
-                flights.timeouts.push(Reverse((deadline, id)));
-            }
-            earliest
-        };
+        let earliest = self.flights().start(messages, client, now, deadline);
         if earliest {
             self.timer.notify_one();
         }
     }
 
     fn take_in_flight(&self, client: u64, id: &MessageId) -> Result<InFlight, FlightError> {
-        let mut flights = self.flights();
-        let entry = match flights.in_flight.entry(*id) {
-            std::collections::hash_map::Entry::Vacant(_) => return Err(FlightError::NotInFlight),
-            std::collections::hash_map::Entry::Occupied(entry) if entry.get().client != client => {
-                return Err(FlightError::NotOwner)
-            }
-            std::collections::hash_map::Entry::Occupied(entry) => entry.remove(),
-        };
-        flights.sweep_if_stale();
-        Ok(entry)
+        self.flights().take(client, id)
     }
 
     /// FIN: the message is done.
@@ -392,39 +276,15 @@ impl Channel {
         timeout: Duration,
         max_timeout: Duration,
     ) -> Result<(), FlightError> {
-        let mut flights = self.flights();
-        let entry = flights
-            .in_flight
-            .get_mut(id)
-            .ok_or(FlightError::NotInFlight)?;
-        if entry.client != client {
-            return Err(FlightError::NotOwner);
-        }
-        let new = (Instant::now() + timeout).min(entry.delivered + max_timeout);
-        entry.deadline = new;
-        flights.timeouts.push(Reverse((new, *id)));
-        flights.sweep_if_stale();
+        self.flights()
+            .touch(client, id, Instant::now(), timeout, max_timeout)?;
         self.timer.notify_one();
         Ok(())
     }
 
     /// Requeues every message in flight to `client` (it disconnected); returns how many.
     pub fn requeue_client(&self, client: u64) -> usize {
-        let taken: Vec<InFlight> = {
-            let mut flights = self.flights();
-            let ids: Vec<MessageId> = flights
-                .in_flight
-                .iter()
-                .filter(|(_, e)| e.client == client)
-                .map(|(id, _)| *id)
-                .collect();
-            let taken = ids
-                .iter()
-                .filter_map(|id| flights.in_flight.remove(id))
-                .collect();
-            flights.sweep_if_stale();
-            taken
-        };
+        let taken = self.flights().take_client(client);
         let count = taken.len();
         for entry in taken {
             self.requeue_count.fetch_add(1, Ordering::Relaxed);
@@ -438,9 +298,7 @@ impl Channel {
         self.cursor.empty();
         let clients = self.clients();
         let mut flights = self.flights();
-        flights.in_flight.clear();
-        flights.timeouts.clear();
-        flights.deferred.clear();
+        flights.clear();
         for client in clients {
             client.in_flight_count.store(0, Ordering::Release);
             client.wake.notify_one();
@@ -502,35 +360,8 @@ impl Channel {
 
     /// Handles everything due now; returns when the next thing falls due.
     fn fire_due(&self) -> Option<Instant> {
-        let now = Instant::now();
-        let mut timed_out = Vec::new();
-        let mut due = Vec::new();
-        let next = {
-            let mut flights = self.flights();
-            while let Some(&Reverse((deadline, id))) = flights.timeouts.peek() {
-                if deadline > now {
-                    break;
-                }
-                flights.timeouts.pop();
-                if flights.is_live(deadline, &id) {
-                    if let Some(entry) = flights.in_flight.remove(&id) {
-                        timed_out.push(entry);
-                    }
-                }
-            }
-            while let Some(entry) = flights.deferred.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                due.push(entry.remove().0);
-            }
-            let next_flight = flights.timeouts.peek().map(|Reverse((d, _))| *d);
-            let next_deferred = flights.deferred.first_key_value().map(|((d, _), _)| *d);
-            match (next_flight, next_deferred) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        };
+        let expired = self.flights().expire(Instant::now());
+        let timed_out = expired.timed_out;
         if !timed_out.is_empty() {
             let clients = self
                 .clients
@@ -545,33 +376,9 @@ impl Channel {
                 self.requeue_internal(entry.message);
             }
         }
-        for message in due {
+        for message in expired.due {
             self.requeue_internal(message);
         }
-        next
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-
-    use super::IdHasher;
-    use crate::guid::GuidFactory;
-
-    #[test]
-    fn id_hashes_spread_over_low_and_high_bits() {
-        let guids = GuidFactory::new(7);
-        let build = BuildHasherDefault::<IdHasher>::default();
-        let hashes: Vec<u64> = (0..4096).map(|_| build.hash_one(guids.next())).collect();
-        // hashbrown picks buckets from the low bits and tags from the top seven.
-        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xfff).collect();
-        let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
-        assert!(
-            low.len() > 2000,
-            "only {} distinct low-bit buckets",
-            low.len()
-        );
-        assert_eq!(top.len(), 128);
+        expired.next
     }
 }
