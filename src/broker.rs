@@ -14,6 +14,7 @@ mod channel;
 mod channel_changes;
 mod client;
 mod event;
+mod flights;
 mod health;
 pub mod latency;
 mod lazy_task;

@@ -250,6 +250,16 @@ impl Channel {
         Ok(())
     }
 
+    /// A consumer sampling the channel (IDENTIFY `sample_rate`) passes over `message`, just
+    /// taken for it: the message is done for this channel, as in Go, where the sampler drops
+    /// what it skips. It leaves the cursor's outstanding set exactly as FIN does, so the
+    /// watermark moves on and a restart does not deliver it again; it was never in flight, so
+    /// no latency is recorded and only the channel's `message_count` (counted when taken)
+    /// knows it.
+    pub fn pass_over(&self, message: &Message) {
+        self.cursor.finish(message.seq);
+    }
+
     /// REQ: back to the queue now (`delay` zero) or after `delay`.
     pub fn requeue(
         self: &Arc<Self>,

@@ -1,7 +1,8 @@
 //! A connection's message pump: sends heartbeats from the start, and once subscribed sends
 //! messages while the client's in-flight count is below its RDY count, buffering writes up to
 //! its output buffer size and flushing when the channel has nothing more, when the output
-//! buffer timeout passes, or before waiting.
+//! buffer timeout passes, or before waiting. A consumer that IDENTIFYs with a `sample_rate`
+//! gets Go's share of the messages; the rest are done for the channel as they are taken.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -109,7 +110,9 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
                 let mut sent = Vec::new();
                 // Take whatever else is waiting while the client is ready: one flush for many.
                 while let Some(mut message) = next.take() {
-                    if settings.sample_rate == 0 || fastrand::u32(0..100) < u32::from(settings.sample_rate) {
+                    if settings.sample_rate > 0 && !keeps(settings.sample_rate, fastrand::u8(0..100)) {
+                        channel.pass_over(&message);
+                    } else {
                         message.attempts = message.attempts.saturating_add(1);
                         let buffer = output.buffer_mut();
                         buffer.reserve(8 + message.encoded_len());
@@ -142,6 +145,13 @@ pub async fn run(session: Arc<Session>) -> std::io::Result<()> {
     }
 }
 
+/// Whether a consumer sampling at `sample_rate` (0: not sampling) keeps a message for which
+/// `roll` (uniform in 0..100) came up. Go 1.3.0 skips when `rand.Int31n(100) > sampleRate`,
+/// so a rate `r` keeps `r + 1` percent, and 99 keeps everything.
+fn keeps(sample_rate: u8, roll: u8) -> bool {
+    sample_rate == 0 || roll <= sample_rate
+}
+
 impl Session {
     /// Takes the current settings into `settings`; says whether they changed.
     fn session_settings_changed(&self, settings: &mut super::session::Settings) -> bool {
@@ -149,5 +159,20 @@ impl Session {
         let changed = now != *settings;
         *settings = now;
         changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keeps;
+
+    #[test]
+    fn sampling_keeps_rate_plus_one_percent_as_go() {
+        let kept = |rate| (0..100).filter(|&roll| keeps(rate, roll)).count();
+        assert_eq!(kept(0), 100, "0 is no sampling");
+        assert_eq!(kept(1), 2);
+        assert_eq!(kept(24), 25);
+        assert_eq!(kept(99), 100);
+        assert!(keeps(10, 10) && !keeps(10, 11));
     }
 }
