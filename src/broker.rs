@@ -3,7 +3,9 @@
 //! Every change runs in three steps, in this order: persist it to the [`MetaStore`] (skipped
 //! while loading and for ephemeral names), apply it to memory, then publish a [`ChangeEvent`].
 //! Changes to one topic are serialised, and each runs on its own task so that a caller that
-//! goes away (an HTTP client hanging up) cannot leave a change half done.
+//! goes away (an HTTP client hanging up) cannot leave a change half done. The broker owns
+//! those tasks: once shutdown begins ([`Broker::stop_changes`]) a new change fails with
+//! [`BrokerError::Exiting`], and shutdown waits for the running ones before the store closes.
 //!
 //! The parts live beside it: `change` (how a change runs: persist, announce, detach),
 //! `topic_changes` and `channel_changes` (the changes themselves), `registry` (the topics and
@@ -114,6 +116,8 @@ pub struct Broker {
     disk_health: Arc<DiskHealth>,
     guids: GuidFactory,
     channel_source: std::sync::RwLock<Option<Arc<dyn ChannelSource>>>,
+    /// Owns every metadata change running.
+    changes: change::Changes,
     /// Owns every topic pump and channel timer.
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -139,6 +143,7 @@ impl Broker {
             events,
             store_failure: Mutex::new(None),
             disk_health: Arc::new(DiskHealth::default()),
+            changes: change::Changes::default(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         })
@@ -154,10 +159,12 @@ impl Broker {
         self.guids.next()
     }
 
-    /// Stops every topic flusher and channel timer and waits for them, and lets go of the
-    /// channel source (which holds the broker: the cycle must be broken for the store to
-    /// close).
+    /// Refuses new metadata changes and waits for those running ([`Broker::stop_changes`],
+    /// if shutdown has not already), stops every topic flusher and channel timer and waits for
+    /// them, and lets go of the channel source (which holds the broker: the cycle must be
+    /// broken for the store to close). After it, nothing the broker runs touches the store.
     pub async fn close(&self) {
+        self.stop_changes().await;
         *self
             .channel_source
             .write()

@@ -6,14 +6,17 @@
 //!
 //! Shutdown order (see [`Nsqd::shutdown`]), on SIGTERM or SIGINT:
 //! 1. the TCP and HTTP listeners stop accepting;
-//! 2. each TCP connection finishes the command it is running, then closes; its in-flight
+//! 2. the broker refuses new metadata changes (they fail with `Exiting`: HTTP 503 `EXITING`,
+//!    on TCP the command's `E_*_FAILED`) and waits for the changes already running to finish
+//!    (persisted and applied, or failed), including any whose caller hung up;
+//! 3. each TCP connection finishes the command it is running, then closes; its in-flight
 //!    messages go back to their channel's queue; HTTP requests in progress finish;
-//! 3. the lookup loop closes its lookupd connections; the `nsqd.dat` keeper writes the file a
-//!    last time and stops;
-//! 4. every topic log is fsynced and every channel's cursor saved exactly (queued, in-flight
+//! 4. the lookup loop closes its lookupd connections; the `nsqd.dat` keeper writes the file a
+//!    last time (every change is in it: none runs any more) and stops;
+//! 5. every topic log is fsynced and every channel's cursor saved exactly (queued, in-flight
 //!    and deferred messages, deferred ones with their due time), then every topic flusher and
 //!    channel timer stops;
-//! 5. the store is flushed and closed, and the data-path lock released.
+//! 6. the store is flushed and closed, and the data-path lock released.
 
 mod dat_keeper;
 
@@ -292,10 +295,13 @@ impl Nsqd {
         self.shutdown.clone()
     }
 
-    /// Stops the daemon in order: listeners and requests, background tasks (with a last
-    /// `nsqd.dat` write), then the store is flushed and the data-path lock released.
+    /// Stops the daemon in the order the module docs give: listeners, metadata changes (new
+    /// ones refused, running ones waited for), connections and requests, background tasks
+    /// (with a last `nsqd.dat` write), queues saved; then the store is flushed and the
+    /// data-path lock released.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        self.broker.stop_changes().await;
         self.tasks.wait().await;
         // No client is left: every in-flight message is back in its channel.
         self.broker.save_queues().await;
