@@ -6,6 +6,8 @@
 //! Needs root and /dev/fuse; without them every test fails saying so.
 
 mod common;
+#[path = "common/powerfs/mod.rs"]
+mod powerfs;
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -18,8 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use common::powerfs::{CutMode, CutReport, PowerFs};
 use common::DEADLINE;
+use powerfs::{CutMode, CutReport, PowerFs};
 
 /// Creates `path` holding `data` (not synced).
 fn write(path: &Path, data: &[u8]) {

@@ -15,7 +15,6 @@ use rnsq::data_lock;
 use rnsq::nsqd::Nsqd;
 
 pub mod churn;
-pub mod powerfs;
 pub mod v2;
 
 /// How long any wait in a test may take before the test fails.

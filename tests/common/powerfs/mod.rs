@@ -37,7 +37,7 @@
 //!
 //! # Use
 //! ```ignore
-//! let mut fs = common::powerfs::PowerFs::mount();
+//! let mut fs = powerfs::PowerFs::mount();
 //! let data = fs.root().join("data");
 //! // spawn the broker on `data`, do work, kill -9 and reap it, then:
 //! let report = fs.power_cut(CutMode::DropUnsynced);
