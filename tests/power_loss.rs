@@ -36,7 +36,7 @@ use publishing::{crash_cycles, origin, Run, CHANNELS, SYNC_EVERY, SYNC_TIMEOUT};
 
 /// Even cycles drop everything unsynced; odd ones also keep a torn prefix of it.
 fn mode(cycle: usize) -> CutMode {
-    if cycle % 2 == 0 {
+    if cycle.is_multiple_of(2) {
         CutMode::DropUnsynced
     } else {
         CutMode::Torn {
