@@ -171,10 +171,20 @@ fn only_segment(dir: &Path) -> PathBuf {
     files[0].clone()
 }
 
+/// Where a segment's first record is: after its 16-byte header (`RNSQLOG\0`, version,
+/// CRC32C), or at 0 in a segment written before headers.
+fn first_record_offset(bytes: &[u8]) -> usize {
+    if bytes.starts_with(b"RNSQLOG\0") {
+        16
+    } else {
+        0
+    }
+}
+
 /// Record boundaries `(offset, total length)` of a segment's bytes (all records whole).
 fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let mut offset = 0;
+    let mut offset = first_record_offset(bytes);
     while offset < bytes.len() {
         let len = u32::from_be_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
         let total = 8 + len;

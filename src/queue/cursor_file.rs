@@ -79,7 +79,7 @@ fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError
     let temp = temp_path(path);
     let fail = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| LogError { path: p, source }
+        move |source| LogError::io(&p, source)
     };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(fail(dir))?;
@@ -135,13 +135,7 @@ pub fn load(path: &Path) -> Result<Option<SavedCursor>, CursorFileError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(LogError {
-                path: path.into(),
-                source,
-            }
-            .into())
-        }
+        Err(source) => return Err(LogError::io(path, source).into()),
     };
     let corrupt = |what| CursorFileError::Corrupt {
         path: path.into(),

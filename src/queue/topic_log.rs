@@ -26,6 +26,8 @@ mod reader;
 mod syncer;
 
 #[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashSet, VecDeque};

@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::header::{self, Header, FORMAT_VERSION, SEGMENT_HEADER};
 use super::record::{parse, Parsed};
 use super::{segment_path, LogError, Position};
 
@@ -34,7 +35,8 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    /// A reader from `from` (a record start or a segment's end).
+    /// A reader from `from`: a record start, a segment's end, or offset 0 of a segment (its
+    /// first record, after the header if it has one).
     pub fn new(dir: &Path, from: Position) -> Self {
         LogReader {
             dir: dir.into(),
@@ -98,12 +100,37 @@ impl LogReader {
         let mut reread = false;
         loop {
             let start = (self.position.offset.saturating_sub(self.buffered_from)) as usize;
-            let in_buffer = self
+            let mut in_buffer = self
                 .open
                 .as_ref()
                 .is_some_and(|(s, _)| *s == self.position.segment)
                 && self.position.offset >= self.buffered_from
                 && start <= self.buffer.len();
+            if in_buffer && self.position.offset == 0 {
+                // The start of a segment: step over its header, if it has one.
+                match header::parse(&self.buffer) {
+                    Header::Legacy => {}
+                    Header::Current => {
+                        self.position.offset = SEGMENT_HEADER;
+                        continue;
+                    }
+                    Header::Damaged => {
+                        let at = self.position;
+                        self.position.offset = SEGMENT_HEADER;
+                        return Ok(Item::Damaged(at, SEGMENT_HEADER));
+                    }
+                    Header::Newer(found) => {
+                        return Err(LogError::NewerFormat {
+                            path: segment_path(&self.dir, self.position.segment),
+                            found,
+                            supported: FORMAT_VERSION,
+                        })
+                    }
+                    // Not all read yet, or all there is (then: the end, or if a later
+                    // segment exists, damage passed over below).
+                    Header::Partial => in_buffer = false,
+                }
+            }
             if in_buffer {
                 match parse(&self.buffer[start..]) {
                     Parsed::Whole(payload, total) => {

@@ -69,10 +69,7 @@ struct Listing {
 
 /// Reads `dir` once (creating it if missing), removing stray temp files.
 fn scan(dir: &Path) -> Result<Listing, LogError> {
-    let fail = |source| LogError {
-        path: dir.into(),
-        source,
-    };
+    let fail = |source| LogError::io(dir, source);
     let mut listing = Listing {
         has_segments: false,
         has_channels_dir: false,

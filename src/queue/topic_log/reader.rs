@@ -143,7 +143,8 @@ impl TopicLog {
 
 /// The oldest record in `dir` (`end` when there is none).
 pub(super) fn first_record(dir: &Path, end: Cursor) -> Result<Cursor, LogError> {
-    let Some(&segment) = segment_log::segments(dir)?.first() else {
+    // Not from a stale segment below a gap: those are not part of the log.
+    let Some(&segment) = segment_log::live_segments(dir)?.first() else {
         return Ok(end);
     };
     let mut reader = LogReader::new(dir, Position { segment, offset: 0 });
