@@ -1,16 +1,29 @@
 //! A saved place in a topic's log: a channel's `<channel>.state` (or the topic's
-//! `topic.state`, where a first channel would start). Written whole to a temp file, fsynced,
-//! renamed over the old one and the directory fsynced, so a crash leaves the old or the new.
+//! `topic.state`, where a first channel would start).
 //!
 //! Format, big-endian: `RNSQCUR1`; the read cursor and the watermark (each seq, segment,
 //! offset: u64); a u32 count of pending messages, each `seq: u64, attempts: u16, due: i64`
 //! (milliseconds since the epoch, 0 for ready); then the CRC32C of everything before it.
+//!
+//! # What survives a power cut
+//!
+//! [`save`] writes the whole file to `<name>.tmp`, fdatasyncs it, renames it over the old one
+//! and fsyncs the directory (creating `channels/` durably first if needed). A cut at any point
+//! leaves the old file or the new one, whole; or none, if there was none before; and perhaps
+//! a stray `.tmp`, which the topic removes at open. The save is durable once it returns.
+//!
+//! [`save_quick`] does the same without either fsync: a crash of the process keeps it, a
+//! power cut may not. After a cut its name may hold the old file, the new one, nothing, or —
+//! the rename durable, the data not — an empty or torn file. Every one of those is safe:
+//! [`load`] refuses a torn, empty or foreign file ([`CursorFileError::Corrupt`]), and a
+//! channel whose file is missing or refused reads from the oldest message kept (more
+//! duplicates, nothing lost). Quick saves are used only for a new channel's first place.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::segment_log::{sync_dir, LogError, Position};
+use super::segment_log::{create_dir_durably, parent_dir, sync_dir, LogError, Position};
 
 const MAGIC: &[u8; 8] = b"RNSQCUR1";
 
@@ -52,13 +65,14 @@ fn put_cursor(out: &mut Vec<u8>, cursor: &Cursor) {
     out.extend_from_slice(&cursor.pos.offset.to_be_bytes());
 }
 
-/// Writes `saved` to `path` atomically and durably.
+/// Writes `saved` to `path` atomically and durably (see the module docs). On failure the old
+/// file, if any, is still in place.
 pub fn save(path: &Path, saved: &SavedCursor) -> Result<(), LogError> {
     write(path, saved, true)
 }
 
-/// Writes `saved` to `path` atomically, without fsync: it survives the process, not a power
-/// loss.
+/// Writes `saved` to `path` atomically, without fsync: it survives the process, not
+/// necessarily a power cut (see the module docs for what a cut can leave).
 pub fn save_quick(path: &Path, saved: &SavedCursor) -> Result<(), LogError> {
     write(path, saved, false)
 }
@@ -81,7 +95,11 @@ fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError
         let p = p.to_path_buf();
         move |source| LogError::io(&p, source)
     };
-    if let Some(dir) = path.parent() {
+    let dir = parent_dir(path);
+    if durable {
+        // A new `channels/` must itself survive, or the file renamed into it would not.
+        create_dir_durably(dir)?;
+    } else {
         fs::create_dir_all(dir).map_err(fail(dir))?;
     }
     {
@@ -89,11 +107,14 @@ fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError
         let mut file = fs::File::create(&temp).map_err(fail(&temp))?;
         file.write_all(&out).map_err(fail(&temp))?;
         if durable {
+            // The data before the rename: else a cut could leave the new name on an empty
+            // or partial file.
             file.sync_data().map_err(fail(&temp))?;
         }
     }
     fs::rename(&temp, path).map_err(fail(path))?;
-    if let Some(dir) = path.parent().filter(|_| durable) {
+    if durable {
+        // The rename itself survives only once the directory is fsynced.
         sync_dir(dir)?;
     }
     Ok(())
@@ -209,5 +230,78 @@ mod tests {
         bytes[20] ^= 1;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(load(&path), Err(CursorFileError::Corrupt { .. })));
+    }
+
+    fn example() -> SavedCursor {
+        SavedCursor {
+            read: Cursor {
+                seq: 12,
+                pos: Position {
+                    segment: 2,
+                    offset: 16,
+                },
+            },
+            watermark: Cursor {
+                seq: 10,
+                pos: Position {
+                    segment: 1,
+                    offset: 300,
+                },
+            },
+            pending: vec![
+                Pending {
+                    seq: 10,
+                    attempts: 1,
+                    due_ms: 0,
+                },
+                Pending {
+                    seq: 11,
+                    attempts: 4,
+                    due_ms: 1_700_000_000_000,
+                },
+            ],
+        }
+    }
+
+    /// What a power cut can leave of a quick save (the rename durable, the data not): the
+    /// file empty, cut at any byte, or zeros. Each is refused as corrupt, never read as a
+    /// place (the channel then reads from the oldest message kept).
+    #[test]
+    fn a_torn_empty_or_zeroed_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.state");
+        save_quick(&path, &example()).unwrap();
+        let whole = fs::read(&path).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(example()));
+        for cut in 0..whole.len() {
+            let mut zeroed = whole.clone();
+            zeroed[cut..].fill(0);
+            for bytes in [&whole[..cut], &zeroed[..]] {
+                fs::write(&path, bytes).unwrap();
+                assert!(
+                    matches!(load(&path), Err(CursorFileError::Corrupt { .. })),
+                    "cut at {cut} of {}",
+                    whole.len()
+                );
+            }
+        }
+    }
+
+    /// A durable save into a `channels/` that does not exist yet makes the directory's entry
+    /// durable (the topic directory fsynced), then the file's (the new directory fsynced). A
+    /// quick save fsyncs nothing.
+    #[test]
+    fn a_durable_save_makes_a_new_directory_and_the_rename_durable() {
+        let topic = tempfile::tempdir().unwrap();
+        let channels = topic.path().join("channels");
+        save(&channels.join("c.state"), &example()).unwrap();
+        let synced = crate::queue::segment_log::synced_dirs_under(topic.path());
+        assert_eq!(synced, [topic.path().to_path_buf(), channels.clone()]);
+        save_quick(&channels.join("d.state"), &example()).unwrap();
+        assert_eq!(
+            crate::queue::segment_log::synced_dirs_under(topic.path()),
+            synced
+        );
+        assert_eq!(load(&channels.join("d.state")).unwrap(), Some(example()));
     }
 }

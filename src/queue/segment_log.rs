@@ -148,7 +148,32 @@ pub fn live_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
 
 /// Makes a directory's entries (a new, renamed or removed file) durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at(dir))?;
+    #[cfg(test)]
+    SYNCED_DIRS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(dir.to_path_buf());
+    Ok(())
+}
+
+/// Every directory [`sync_dir`] fsynced, in order: tests check which entries were made
+/// durable before a claim depended on them (each test looks at paths under its own temp dir).
+#[cfg(test)]
+pub(crate) static SYNCED_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The directories under `root` fsynced so far, in order.
+#[cfg(test)]
+pub(crate) fn synced_dirs_under(root: &Path) -> Vec<PathBuf> {
+    SYNCED_DIRS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|d| d.starts_with(root))
+        .cloned()
+        .collect()
 }
 
 /// The directory holding `path`'s entry (`.` for a bare relative name).

@@ -26,6 +26,8 @@ mod reader;
 mod syncer;
 
 #[cfg(test)]
+mod entry_tests;
+#[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
 mod tests;
@@ -42,7 +44,7 @@ use tokio::time::Instant;
 
 use super::cursor_file::Cursor;
 use super::disk_health::DiskHealth;
-use super::segment_log::{Position, SegmentLog};
+use super::segment_log::{parent_dir, sync_dir, Position, SegmentLog};
 use crate::message::Message;
 use codec::encode_into;
 use syncer::SyncState;
@@ -140,6 +142,9 @@ pub struct TopicLog {
     save_lock: Mutex<bool>,
     /// Whether channels may read (the topic is started and not paused).
     flowing: std::sync::atomic::AtomicBool,
+    /// The directory entries leading to the segments are durable (see
+    /// [`TopicLog::sync_entries`]).
+    entries_synced: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TopicLog {
@@ -231,6 +236,7 @@ impl TopicLog {
             quarantined: Mutex::new(HashSet::new()),
             save_lock: Mutex::new(false),
             flowing: std::sync::atomic::AtomicBool::new(false),
+            entries_synced: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -380,7 +386,8 @@ impl TopicLog {
     }
 
     /// The topic is deleted: nothing is written or opened here any more, and the directory
-    /// goes (a cursor save running now finishes first).
+    /// goes (a cursor save running now finishes first). Once this returns the removal is
+    /// durable: a power cut cannot bring the directory back.
     pub fn close_and_remove(&self) {
         let mut closed = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         *closed = true;
@@ -390,7 +397,16 @@ impl TopicLog {
         // A file created in it meanwhile (a segment being started) makes one pass fail.
         for attempt in 0..5 {
             match fs::remove_dir_all(dir) {
-                Ok(()) => return,
+                Ok(()) => {
+                    // The delete is answered once this returns, and a directory that a cut
+                    // brings back would be served again by a topic created later with the same
+                    // name (an orphan queue is adopted): its removal from the queue root must
+                    // be durable first.
+                    if let Err(e) = sync_dir(parent_dir(dir)) {
+                        tracing::warn!(error = %e, "cannot make a deleted topic's removal durable");
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                 Err(e) if attempt == 4 => {
                     tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's queue files");

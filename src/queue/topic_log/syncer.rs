@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AppendError, TopicLog};
+use crate::queue::segment_log::{parent_dir, sync_dir};
 
 /// Fsyncs of one log that may run at once.
 pub(super) const SYNCS_IN_FLIGHT: usize = 2;
@@ -79,12 +80,38 @@ impl TopicLog {
         // that goes away cannot leave waiters without an answer.
         let log = self.clone();
         tokio::task::spawn_blocking(move || {
-            let result = file.sync_data().map_err(|e| format!("fsync: {e}"));
+            let result = log
+                .sync_entries()
+                .and_then(|()| file.sync_data().map_err(|e| format!("fsync: {e}")));
             log.syncs_running.fetch_sub(1, Ordering::AcqRel);
             log.synced_or_failed(result, from, target)
         })
         .await
         .map_err(|e| AppendError(e.to_string()))?
+    }
+
+    /// Makes durable, once per process, the directory entries this log's records are reached
+    /// through: the segments' (in the topic directory), the topic directory's (in the queue
+    /// root) and the queue root's (in the data path).
+    ///
+    /// Making those directories does not fsync their parents (a topic's directory is made at
+    /// its first use, and most topics never hold a message); a new segment's entry is fsynced
+    /// when it is created. This runs inside the log's first fsync in this process, so before
+    /// any durable `OK` and before any message counts as fsynced — also when a process that
+    /// crashed made the directories and this one only appends.
+    fn sync_entries(&self) -> Result<(), String> {
+        if self.entries_synced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let queue_root = parent_dir(dir);
+        for entries in [dir.as_path(), queue_root, parent_dir(queue_root)] {
+            sync_dir(entries).map_err(|e| format!("fsync: {e}"))?;
+        }
+        self.entries_synced.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Records how the fsync of messages `from..target` ended, telling every waiter.
