@@ -2,7 +2,7 @@
 //! cut short), recovery of the log, the first and next message numbers, and the topic cursor.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use super::codec::decode;
@@ -17,8 +17,9 @@ impl TopicLog {
         let settings = &self.settings;
         let listing = scan(dir)?;
         let mut temps = listing.temps_removed;
+        let mut states = Vec::new();
         if listing.has_channels_dir {
-            temps += remove_temps(&dir.join(crate::queue::CHANNELS_DIR));
+            temps += scan_channels(&dir.join(crate::queue::CHANNELS_DIR), &mut states);
         }
         self.counters
             .temp_files_removed
@@ -29,14 +30,24 @@ impl TopicLog {
             inner.disk = Some(SegmentLog::empty(dir, settings.max_bytes_per_file));
             return Ok(());
         }
-        let (disk, recovery, last) = SegmentLog::open(dir, settings.max_bytes_per_file)?;
+        let (mut disk, recovery, last) = SegmentLog::open(dir, settings.max_bytes_per_file)?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(dir = %dir.display(), bytes = recovery.truncated_bytes, "truncated a torn tail of the message log");
         }
-        let end = Cursor {
+        let mut end = Cursor {
             seq: last.as_deref().and_then(decode).map_or(1, |m| m.seq + 1),
             pos: disk.write_position(),
         };
+        states.push(dir.join(TOPIC_STATE));
+        if let Some(ahead) = saved_past(&states, end) {
+            // A power cut lost the log's unsynced tail while a cursor saved (fsynced) after
+            // reading it survived. New messages must not reuse those numbers or positions:
+            // a channel restoring that cursor would take them as already read, and lose
+            // messages answered `OK` after this restart.
+            tracing::warn!(dir = %dir.display(), log_end = end.seq, saved = ahead, "a saved cursor is past the end of the message log (its tail was lost): numbering on from the cursor, in a new segment");
+            end.seq = end.seq.max(ahead);
+            disk.roll_on_next_append();
+        }
         let first = first_record(dir, end)?;
         let head = match cursor_file::load(&dir.join(TOPIC_STATE)) {
             Ok(Some(saved)) => clamp(saved.read, first, end),
@@ -60,6 +71,19 @@ impl TopicLog {
     }
 }
 
+/// The highest message number a cursor saved in `states` read up to, if any of them was saved
+/// past `end` (by number or by position). Files that cannot be read are passed over (their
+/// channels read from the oldest message kept).
+fn saved_past(states: &[PathBuf], end: Cursor) -> Option<u64> {
+    states
+        .iter()
+        .filter_map(|path| cursor_file::load(path).ok().flatten())
+        .map(|saved| saved.read)
+        .filter(|read| read.seq > end.seq || read.pos > end.pos)
+        .map(|read| read.seq)
+        .max()
+}
+
 /// What one read of a topic directory found.
 struct Listing {
     has_segments: bool,
@@ -68,6 +92,9 @@ struct Listing {
 }
 
 /// Reads `dir` once (creating it if missing), removing stray temp files.
+///
+/// A directory made here is not fsynced into its parent: the log's first fsync does that
+/// (see [`TopicLog::sync_entries`]) before any message in it counts as durable.
 fn scan(dir: &Path) -> Result<Listing, LogError> {
     let fail = |source| LogError::io(dir, source);
     let mut listing = Listing {
@@ -99,17 +126,23 @@ fn scan(dir: &Path) -> Result<Listing, LogError> {
     Ok(listing)
 }
 
-/// Removes `*.tmp` files left by a crash in `dir`; returns how many.
-fn remove_temps(dir: &Path) -> usize {
+/// Removes `*.tmp` files left by a crash in the channels directory `dir` and lists its state
+/// files into `states`; returns how many temp files went. (Their removal need not be
+/// durable: one a cut brings back is removed at the next open.)
+fn scan_channels(dir: &Path, states: &mut Vec<PathBuf>) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "tmp") && fs::remove_file(&path).is_ok() {
-            tracing::info!(file = %path.display(), "removed a stray temp file");
-            removed += 1;
+        if path.extension().is_some_and(|e| e == "tmp") {
+            if fs::remove_file(&path).is_ok() {
+                tracing::info!(file = %path.display(), "removed a stray temp file");
+                removed += 1;
+            }
+        } else if path.extension().is_some_and(|e| e == "state") {
+            states.push(path);
         }
     }
     removed

@@ -1,6 +1,6 @@
 //! Tests of a topic log reopened after a power cut or by a newer release: zero-filled tails,
 //! logs written before segment headers, segments of a newer format, stale segments below a
-//! gap.
+//! gap, and cursors saved past a tail the cut lost.
 
 use std::fs;
 use std::io::Write;
@@ -9,7 +9,9 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::*;
-use crate::queue::segment_log::segment_path;
+use crate::queue::cursor_file::{self, SavedCursor};
+use crate::queue::segment_log::{segment_path, SEGMENT_HEADER};
+use crate::queue::ChannelCursor;
 
 fn message(n: u8) -> Message {
     Message::new([n; 16], Bytes::from(vec![n; 3]))
@@ -157,4 +159,59 @@ async fn a_stale_segment_below_a_gap_is_not_read() {
     let log = TopicLog::open(dir.path(), settings, Arc::new(DiskHealth::default()));
     assert_eq!(log.first().seq, 3);
     assert_eq!(bodies(&log, log.first()), [2, 3]);
+}
+
+/// Regression: a power cut lost the log's unsynced tail while a channel's cursor, saved
+/// (fsynced) after reading it, survived. The log numbered new messages from the end it found,
+/// so the channel, restoring its cursor after a message was published and answered `OK`,
+/// took that message as read and never delivered it.
+#[tokio::test]
+async fn a_cursor_saved_past_a_lost_tail_does_not_swallow_new_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open(dir.path()));
+    for i in 0..3 {
+        log.append(vec![message(i)]).unwrap();
+    }
+    log.sync_now().await.unwrap();
+    let durable_end = log.end().pos.offset;
+    for i in 3..7 {
+        log.append(vec![message(i)]).unwrap();
+    }
+    // The channel read and finished all 7; its cursor was saved.
+    let state = dir.path().join("channels").join("c.state");
+    let read = log.end();
+    let saved = SavedCursor {
+        read,
+        watermark: read,
+        pending: Vec::new(),
+    };
+    cursor_file::save(&state, &saved).unwrap();
+    drop(log);
+    // The cut: the 4 messages never fsynced are gone.
+    let segment = fs::OpenOptions::new()
+        .write(true)
+        .open(segment_path(dir.path(), 0))
+        .unwrap();
+    segment.set_len(durable_end).unwrap();
+
+    let log = Arc::new(open(dir.path()));
+    assert!(
+        log.end().seq >= read.seq,
+        "no number the cursor has seen is reused"
+    );
+    log.set_flowing(true);
+    let at = log.append(vec![message(42)]).unwrap() - 1;
+    let cursor = ChannelCursor::restore(log.clone(), state);
+    let mut deferred = Vec::new();
+    let got = cursor
+        .take(&mut deferred)
+        .expect("the new message is delivered");
+    assert_eq!((got.seq, got.body[0]), (at, 42));
+    assert!(cursor.take(&mut deferred).is_none());
+    let end = log.end().pos;
+    assert_eq!(
+        (end.segment, end.offset > SEGMENT_HEADER),
+        (1, true),
+        "written in a new segment, past every position the cursor has seen"
+    );
 }
