@@ -411,18 +411,24 @@ async fn segments_roll_are_deleted_when_consumed_and_nothing_comes_back() {
     stop(nsqd).await;
 }
 
-/// A torn tail of the last segment (a partial record, or a whole last record whose checksum
-/// fails) is cut off at boot and counted; every whole message is delivered, and the log goes
-/// on after it.
+/// A torn tail of the last segment (a partial record, a whole last record whose checksum
+/// fails, or zeros) is cut off at boot and counted; every whole message is delivered, and the
+/// log goes on after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_tail_is_truncated_and_counted() {
     let (dir, opts, nsqd, h) = start_fresh().await;
     let bodies: Vec<String> = (0..5).map(|i| format!("whole-{i}")).collect();
-    for topic in ["partial", "badcrc"] {
+    for topic in ["partial", "badcrc", "zeros"] {
         create(&h, topic, "c").await;
         publish_all(&nsqd, topic, &bodies).await;
     }
     stop(nsqd).await;
+
+    // Zeros past the last record: the file's size made durable before its data.
+    let zeros_seg = only_segment(&topic_dir(dir.path(), "zeros"));
+    let zeros_len = fs::metadata(&zeros_seg).unwrap().len();
+    let zeros = vec![0u8; 4096];
+    append(&zeros_seg, &zeros);
 
     // A partial record: a header promising 100 bytes, and 10 of them.
     let partial_seg = only_segment(&topic_dir(dir.path(), "partial"));
@@ -451,6 +457,7 @@ async fn a_torn_tail_is_truncated_and_counted() {
     for (topic, seg, len, appended) in [
         ("partial", &partial_seg, partial_len, partial.len()),
         ("badcrc", &badcrc_seg, badcrc_len, record.len()),
+        ("zeros", &zeros_seg, zeros_len, zeros.len()),
     ] {
         // Logs may be opened just after boot, in the background: wait for it.
         let d = wait_disk_stat(&h, topic, "truncated_bytes", appended as u64).await;
@@ -759,5 +766,152 @@ async fn durable_publishes_are_fsynced() {
     let fsyncs = d["fsyncs"].as_u64().unwrap();
     assert!((1..=N).contains(&fsyncs), "{d}");
     assert_eq!(d["fsynced_messages"], N, "{d}");
+    stop(nsqd).await;
+}
+
+/// A message record as the module docs of `topic_log` and `segment_log` give it, for a
+/// segment written by an earlier release (no header: records from offset 0).
+fn old_record(seq: u64, body: &str) -> Vec<u8> {
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend_from_slice(&(now_ms() * 1_000_000).to_be_bytes());
+    payload.extend_from_slice(&0u16.to_be_bytes());
+    payload.extend_from_slice(&0u32.to_be_bytes());
+    payload.extend_from_slice(format!("{seq:016x}").as_bytes());
+    payload.extend_from_slice(body.as_bytes());
+    let mut record = (payload.len() as u32).to_be_bytes().to_vec();
+    record.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+    record.extend_from_slice(&payload);
+    record
+}
+
+/// A topic log left by a release before segment headers is served: its messages arrive, new
+/// ones follow, and its segment keeps its format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headerless_log_of_an_earlier_release_is_served() {
+    let (dir, opts, nsqd, h) = start_fresh().await;
+    create(&h, "old", "c").await;
+    stop(nsqd).await;
+    let tdir = topic_dir(dir.path(), "old");
+    assert!(segment_files(&tdir).is_empty(), "nothing published yet");
+    let bodies = ["old-1", "old-2", "old-3"];
+    let bytes: Vec<u8> = (1u64..)
+        .zip(bodies)
+        .flat_map(|(seq, body)| old_record(seq, body))
+        .collect();
+    let seg = tdir.join(format!("{:020}.log", 0));
+    fs::write(&seg, &bytes).unwrap();
+
+    let (nsqd, _h) = start(opts).await;
+    let mut consumer = subscribe(&nsqd, "old", "c", 10).await;
+    let got = receive_and_fin(&mut consumer, 3).await;
+    let texts: Vec<String> = got.iter().map(Msg::text).collect();
+    assert_eq!(texts, bodies);
+    consumer.expect_quiet(QUIET).await;
+    arrives_alone(&nsqd, &mut consumer, "old", "new").await;
+    stop(nsqd).await;
+    let after = fs::read(&seg).unwrap();
+    assert!(after.starts_with(&bytes), "the old records are untouched");
+    assert_eq!(first_record_offset(&after), 0, "still headerless");
+    assert_eq!(
+        records(&after).len(),
+        4,
+        "the new message appended in its format"
+    );
+}
+
+/// A segment written by a newer rnsq (a header naming version 2) is refused, not read: the
+/// broker runs on, /stats health names the file and both versions, publishing to that topic
+/// fails with that reason, and other topics work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_of_a_newer_format_is_refused_and_reported() {
+    let (dir, opts, nsqd, h) = start_fresh().await;
+    create(&h, "future", "c").await;
+    create(&h, "today", "c").await;
+    stop(nsqd).await;
+    let seg = topic_dir(dir.path(), "future").join(format!("{:020}.log", 0));
+    let mut bytes = b"RNSQLOG\0".to_vec();
+    bytes.extend_from_slice(&2u32.to_be_bytes());
+    bytes.extend_from_slice(&[0x5A; 60]);
+    fs::write(&seg, &bytes).unwrap();
+
+    let (nsqd, h) = start(opts).await;
+    let seg_name = seg.display().to_string();
+    let health = common::eventually("/stats health to report the newer segment", || {
+        let h = h.clone();
+        async move {
+            let health = common::stats(&h).await["health"].as_str()?.to_string();
+            health.contains("version 2").then_some(health)
+        }
+    })
+    .await;
+    assert!(health.starts_with("NOK"), "{health}");
+    assert!(
+        health.contains(&seg_name) && health.contains("version 1"),
+        "{health}"
+    );
+    let mut producer = Client::connect(nsqd.tcp_address()).await;
+    producer.send(&pub_cmd("future", b"refused")).await;
+    let frame = producer.frame().await;
+    let text = String::from_utf8_lossy(&frame.data).into_owned();
+    assert!(
+        text.starts_with("E_PUB_FAILED") && text.contains("version 2"),
+        "{frame:?}"
+    );
+    let mut consumer = subscribe(&nsqd, "today", "c", 10).await;
+    arrives_alone(&nsqd, &mut consumer, "today", "still-works").await;
+    stop(nsqd).await;
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        bytes,
+        "the newer segment is left as it was"
+    );
+}
+
+/// A channel state file left empty, torn, zeroed or foreign (what a power cut can leave of a
+/// save without fsync) does not stop the broker, and loses nothing: the channel reads from the
+/// oldest message kept, so the unfinished messages come back (finished ones may too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_channel_state_file_loses_no_unfinished_message() {
+    type Damage = fn(&[u8]) -> Vec<u8>;
+    let damages: [(&str, Damage); 4] = [
+        ("empty", |_| Vec::new()),
+        ("torn", |b| b[..b.len() / 2].to_vec()),
+        ("zeroed", |b| vec![0; b.len()]),
+        ("foreign", |_| b"not a cursor file at all".to_vec()),
+    ];
+    let (dir, opts, nsqd, h) = start_fresh().await;
+    let bodies: Vec<String> = (0..4).map(|i| format!("m{i}")).collect();
+    for (topic, _) in &damages {
+        create(&h, topic, "c").await;
+        publish_all(&nsqd, topic, &bodies).await;
+        let mut consumer = subscribe(&nsqd, topic, "c", 10).await;
+        // Two finished, two left in flight (requeued at shutdown, saved as unfinished).
+        let got = receive_and_fin(&mut consumer, 2).await;
+        assert_eq!(got.len(), 2);
+        for _ in 0..2 {
+            consumer.expect_message().await;
+        }
+    }
+    stop(nsqd).await;
+    for (topic, damage) in &damages {
+        let state = topic_dir(dir.path(), topic)
+            .join("channels")
+            .join("c.state");
+        let bytes = fs::read(&state).unwrap();
+        fs::write(&state, damage(&bytes)).unwrap();
+    }
+
+    let (nsqd, h) = start(opts).await;
+    for (topic, _) in &damages {
+        let mut consumer = subscribe(&nsqd, topic, "c", 10).await;
+        let got = receive_and_fin(&mut consumer, bodies.len()).await;
+        let texts: Vec<String> = got.iter().map(Msg::text).collect();
+        assert_eq!(
+            texts, bodies,
+            "{topic}: every kept message, the unfinished included"
+        );
+        consumer.expect_quiet(QUIET).await;
+    }
+    assert_eq!(common::stats(&h).await["health"], "OK");
     stop(nsqd).await;
 }
