@@ -39,8 +39,8 @@
 //! Readers report a bad record in the middle of a segment as [`Item::Damaged`] and pass over
 //! it; they never return garbage.
 //!
-//! The pieces: [`header`] (a segment's first bytes), [`record`] (the bytes of one record),
-//! [`writer`] (the writing end and recovery at open), [`reader`] (reading records in order
+//! The pieces: `header` (a segment's first bytes), `record` (the bytes of one record),
+//! `writer` (the writing end and recovery at open), `reader` (reading records in order
 //! across segments).
 
 mod header;

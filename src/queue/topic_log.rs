@@ -9,14 +9,16 @@
 //!
 //! Fsync: in `--durable` mode a publisher waits for the fsync covering its messages; one
 //! fsync covers everything written before it starts (group commit). Otherwise the syncer
-//! fsyncs after `--sync-every` messages or `--sync-timeout`, whichever comes first.
+//! fsyncs after `--sync-every` messages or `--sync-timeout`, whichever comes first. The first
+//! fsync in a process also makes durable the directory entries leading to the segments, so a
+//! message counts as durable only once a power cut cannot take it away (docs/durability.md
+//! goes through each claim).
 //!
 //! Record payload, big-endian: `seq: u64, timestamp: i64, attempts: u16, deferred_ms: u32,
 //! id: [u8; 16]`, then the body.
-
 //!
-//! The pieces: [`codec`] (a message as a record), [`open`] (opening a topic directory),
-//! [`head`] (where a first channel starts), [`syncer`] (fsyncs and group commit), [`reader`]
+//! The pieces: `codec` (a message as a record), `open` (opening a topic directory),
+//! `head` (where a first channel starts), `syncer` (fsyncs and group commit), `reader`
 //! (reading, damage, deleting segments).
 
 mod codec;

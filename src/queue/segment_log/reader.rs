@@ -181,6 +181,9 @@ impl LogReader {
 }
 
 /// Copies `len` damaged bytes at `at` to `<segment>.log.bad` for inspection.
+///
+/// Not fsynced: nothing reads the copy back, and a cut that loses it loses only a copy of
+/// bytes still in the segment.
 pub fn quarantine(dir: &Path, at: Position, len: u64) -> Result<(), LogError> {
     let path = segment_path(dir, at.segment);
     let mut file = File::open(&path).map_err(super::at(&path))?;

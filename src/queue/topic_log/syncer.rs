@@ -26,7 +26,7 @@ impl TopicLog {
     /// Waits until every message numbered in `from..to` is fsynced.
     ///
     /// Group commit: a publisher not covered by an fsync already started starts one itself
-    /// (at most [`SYNCS_IN_FLIGHT`] at once), and that fsync covers every message written
+    /// (at most `SYNCS_IN_FLIGHT` (2) at once), and that fsync covers every message written
     /// before it; the others wait for it. No task hop stands between a publisher and its
     /// fsync.
     pub async fn wait_durable(self: &Arc<Self>, from: u64, to: u64) -> Result<(), AppendError> {
@@ -144,7 +144,7 @@ impl TopicLog {
     /// Fsyncs when asked (durable publishers), after `--sync-every` messages, or
     /// `--sync-timeout` after the first unsynced one; a last time when `stop` is cancelled.
     ///
-    /// Up to [`SYNCS_IN_FLIGHT`] fsyncs overlap: a publisher arriving while one runs starts
+    /// Up to `SYNCS_IN_FLIGHT` (2) fsyncs overlap: a publisher arriving while one runs starts
     /// the next at once rather than wait a whole fsync for its turn. Each covers everything
     /// written before it started, so the highest finished one says what is durable.
     pub async fn run_syncer(self: Arc<Self>, stop: CancellationToken) {
