@@ -53,9 +53,11 @@ mod tests;
 #[cfg(test)]
 mod torn_tail_tests;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::durable_dir;
 
 pub use header::{FORMAT_VERSION, SEGMENT_HEADER};
 pub use reader::{quarantine, Item, LogReader};
@@ -148,9 +150,7 @@ pub fn live_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
 
 /// Makes a directory's entries (a new, renamed or removed file) durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(at(dir))?;
+    durable_dir::sync(dir).map_err(at(dir))?;
     #[cfg(test)]
     SYNCED_DIRS
         .lock()
