@@ -50,6 +50,8 @@ pub enum LockError {
 pub struct DataLock {
     dir: File,
     path: PathBuf,
+    /// Whether the previous holder's record was still there: it did not stop cleanly.
+    after_crash: bool,
 }
 
 impl DataLock {
@@ -78,9 +80,12 @@ impl DataLock {
             }
             Err(TryLockError::Error(e)) => return Err(io_error(e)),
         }
+        // A clean stop removes the record (see `Drop`); a crashed holder leaves it behind.
+        let after_crash = path.join(HOLDER_FILE).exists();
         let lock = DataLock {
             dir,
             path: path.into(),
+            after_crash,
         };
         // Proves the directory is writable before anything else is opened in it.
         lock.set_holder(&Holder {
@@ -103,6 +108,14 @@ impl DataLock {
     /// The locked directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the previous broker on this data path did not stop cleanly (it was killed, or
+    /// the machine lost power): what it wrote may still be only in the OS page cache, not on
+    /// disk. A false positive (a power cut that brought a removed record back) costs only the
+    /// extra fsyncs this answer asks for.
+    pub fn after_crash(&self) -> bool {
+        self.after_crash
     }
 }
 

@@ -183,6 +183,7 @@ impl Nsqd {
                     sync_every: u64::try_from(opts.sync_every).unwrap_or(1),
                     sync_timeout: opts.sync_timeout,
                     durable: opts.durable,
+                    sync_on_open: lock.after_crash(),
                 },
                 node_id: opts.node_id,
                 e2e_percentiles: opts.e2e_processing_latency_percentiles.clone(),

@@ -61,6 +61,10 @@ pub struct LogSettings {
     pub sync_timeout: Duration,
     /// Publishers wait for their fsync.
     pub durable: bool,
+    /// The previous broker on this data path crashed: what it wrote but never fsynced may be
+    /// only in the page cache, so a log fsyncs what it recovered when it opens (else a power
+    /// cut long after the restart could still lose messages published before the crash).
+    pub sync_on_open: bool,
 }
 
 impl Default for LogSettings {
@@ -71,6 +75,7 @@ impl Default for LogSettings {
             sync_every: 2500,
             sync_timeout: Duration::from_secs(2),
             durable: false,
+            sync_on_open: false,
         }
     }
 }

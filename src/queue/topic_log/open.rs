@@ -48,6 +48,13 @@ impl TopicLog {
             end.seq = end.seq.max(ahead);
             disk.roll_on_next_append();
         }
+        if settings.sync_on_open {
+            // Only the last segment can hold unsynced records: each segment is fsynced before
+            // the next one is started. The entries leading to it may be unsynced too.
+            disk.sync()?;
+            self.sync_entries()
+                .map_err(|e| LogError::io(dir, std::io::Error::other(e)))?;
+        }
         let first = first_record(dir, end)?;
         let head = match cursor_file::load(&dir.join(TOPIC_STATE)) {
             Ok(Some(saved)) => clamp(saved.read, first, end),

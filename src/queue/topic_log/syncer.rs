@@ -99,7 +99,7 @@ impl TopicLog {
     /// when it is created. This runs inside the log's first fsync in this process, so before
     /// any durable `OK` and before any message counts as fsynced — also when a process that
     /// crashed made the directories and this one only appends.
-    fn sync_entries(&self) -> Result<(), String> {
+    pub(super) fn sync_entries(&self) -> Result<(), String> {
         if self.entries_synced.load(Ordering::Acquire) {
             return Ok(());
         }
