@@ -15,34 +15,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::v2::{
     dpub_cmd, frame_bytes, identify_cmd, mpub_cmd, pub_cmd, subscribe, with_body, with_size,
-    Client, Next, ERROR, RESPONSE, WAIT,
+    Client, Next, QUIET, RESPONSE, UNKNOWN_ID, WAIT,
 };
-use common::{find_channel, find_topic, stop, wait_channel_stat};
-use rnsq::nsqd::Nsqd;
+use common::v2_cases::{case, run_cases, Before};
+use common::{find_channel, find_topic, stop, wait_channel_stat, wait_topic_count};
 use serde_json::Value;
 use tokio::time::{sleep_until, timeout, Instant};
-
-/// How long we listen to check that nothing comes.
-const QUIET: Duration = Duration::from_millis(300);
-
-/// A well-formed message ID that is never in flight.
-const UNKNOWN_ID: &str = "0123456789abcdef";
 
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-/// Waits until topic `topic` shows `message_count == want` in /stats.
-async fn wait_topic_count(base: &str, topic: &str, want: u64) {
-    let what = format!("/stats topic {topic} message_count == {want}");
-    common::eventually(&what, move || async move {
-        let stats = common::stats(base).await;
-        (find_topic(&stats, topic)?["message_count"].as_u64() == Some(want)).then_some(())
-    })
-    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,85 +177,6 @@ async fn fin_of_another_clients_message_fails_non_fatally() {
 // ---------------------------------------------------------------------------------------------
 // Errors: text, and fatal or not
 // ---------------------------------------------------------------------------------------------
-
-/// What a case does before its trigger.
-#[derive(Clone, Copy, Debug)]
-enum Before {
-    Nothing,
-    /// `SUB errors c` → `OK`.
-    Sub,
-}
-
-struct Case {
-    before: Before,
-    send: Vec<u8>,
-    error: String,
-    fatal: bool,
-}
-
-fn case(before: Before, send: impl Into<Vec<u8>>, error: &str, fatal: bool) -> Case {
-    Case {
-        before,
-        send: send.into(),
-        error: error.into(),
-        fatal,
-    }
-}
-
-/// Runs each case on a fresh connection: the exact error frame, then EOF when fatal, or a
-/// connection that still answers PUB when not. Every case runs; the failures are listed
-/// together at the end.
-async fn run_cases(nsqd: &Nsqd, cases: Vec<Case>) {
-    let total = cases.len();
-    let mut failures = Vec::new();
-    for case in cases {
-        if let Err(why) = run_case(nsqd, &case).await {
-            failures.push(format!(
-                "after {:?} sending {:?}: {why}",
-                case.before,
-                String::from_utf8_lossy(&case.send[..case.send.len().min(60)])
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
-async fn run_case(nsqd: &Nsqd, case: &Case) -> Result<(), String> {
-    let mut client = Client::connect(nsqd).await;
-    if let Before::Sub = case.before {
-        client.line("SUB errors c").await;
-        client.expect_ok().await;
-    }
-    client.send(&case.send).await;
-    match client.next_within(WAIT).await {
-        Next::Frame(frame) if frame.raw == frame_bytes(ERROR, case.error.as_bytes()) => {}
-        Next::Frame(frame) => return Err(format!("expected {:?}, got {frame:?}", case.error)),
-        Next::Quiet => return Err(format!("expected {:?}, got nothing", case.error)),
-        Next::Closed(why) => return Err(format!("expected {:?}, got a close ({why})", case.error)),
-    }
-    if case.fatal {
-        match client.next_within(WAIT).await {
-            Next::Closed(_) => Ok(()),
-            Next::Frame(frame) => Err(format!("fatal error followed by {frame:?}, not a close")),
-            Next::Quiet => Err(format!(
-                "connection still open {WAIT:?} after a fatal error"
-            )),
-        }
-    } else {
-        client.send(&pub_cmd("probe", b"still open")).await;
-        match client.next_within(WAIT).await {
-            Next::Frame(frame) if frame.raw == frame_bytes(RESPONSE, b"OK") => Ok(()),
-            Next::Frame(frame) => Err(format!("non-fatal error, then PUB got {frame:?}")),
-            Next::Quiet => Err("non-fatal error, then PUB got no answer".into()),
-            Next::Closed(why) => Err(format!("non-fatal error closed the connection ({why})")),
-        }
-    }
-}
 
 /// Every error Go's protocol_v2.go sends for malformed commands on a default broker, each on
 /// a fresh connection: all fatal except E_FIN_FAILED, E_REQ_FAILED and E_TOUCH_FAILED.

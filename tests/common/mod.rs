@@ -16,6 +16,7 @@ use rnsq::nsqd::Nsqd;
 
 pub mod churn;
 pub mod v2;
+pub mod v2_cases;
 
 /// How long any wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -129,6 +130,16 @@ pub async fn wait_channel_stat(base: &str, topic: &str, channel: &str, key: &str
     eventually(&what, move || async move {
         let stats = stats(base).await;
         (find_channel(&stats, topic, channel)?[key].as_u64() == Some(want)).then_some(())
+    })
+    .await;
+}
+
+/// Waits until topic `topic` shows `message_count == want` in /stats.
+pub async fn wait_topic_count(base: &str, topic: &str, want: u64) {
+    let what = format!("/stats topic {topic} message_count == {want}");
+    eventually(&what, move || async move {
+        let stats = stats(base).await;
+        (find_topic(&stats, topic)?["message_count"].as_u64() == Some(want)).then_some(())
     })
     .await;
 }

@@ -14,6 +14,12 @@ use tokio::time::{timeout, timeout_at, Instant};
 /// How long a frame that must come (or a connect, or a write) may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// How long a test listens to check that nothing comes.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// A well-formed message ID that is never in flight.
+pub const UNKNOWN_ID: &str = "0123456789abcdef";
+
 pub const RESPONSE: u32 = 0;
 pub const ERROR: u32 = 1;
 pub const MESSAGE: u32 = 2;
