@@ -1,12 +1,11 @@
-//! nsqd's TCP protocol V2 over a real socket, byte for byte, against what Go nsqd 1.3.0 sends
-//! (`nsqd/protocol_v2.go`, `nsqd/client_v2.go`, `nsqd/channel.go`, `nsqd/tcp.go`): the magic,
-//! frames, every error text and whether it closes the connection, client states, IDENTIFY,
-//! PUB/MPUB/DPUB, RDY flow control, FIN/REQ/TOUCH, in-flight timeouts, heartbeats, fan-out,
-//! and a consumer that never reads.
+//! The V2 wire itself over a real socket, byte for byte against Go nsqd 1.3.0
+//! (`nsqd/tcp.go`, `nsqd/protocol_v2.go`): the magic, NOP and `\r\n` lines, pipelined and
+//! split commands, and every error text for a malformed command (bad parameters, bodies,
+//! sizes from the options, names, commands in the wrong client state) with whether it closes
+//! the connection.
 //!
-//! A small raw client reads frames `[4-byte BE size][4-byte BE type][data]` with a timeout on
-//! every read, so a missing frame fails the test instead of hanging it. Sleeps appear only
-//! where the assertion is about time itself.
+//! Each test starts the broker in this process on port 0 and talks raw TCP through
+//! `common::v2`; the error tables run through `common::v2_cases`.
 
 mod common;
 
@@ -19,7 +18,7 @@ use common::v2_cases::{case, run_cases, Before};
 use common::{stop, wait_topic_count};
 
 // ---------------------------------------------------------------------------------------------
-// Handshake, NOP, PUB, message frames, FIN
+// The magic, framing, pipelining
 // ---------------------------------------------------------------------------------------------
 
 /// tcp.go: anything but `"  V2"` gets one error frame whose data is exactly `E_BAD_PROTOCOL`
@@ -65,6 +64,39 @@ async fn nop_sends_nothing_and_crlf_lines_work() {
 
     let h = common::base(nsqd.http_address());
     wait_topic_count(&h, "crlf_topic", 1).await;
+    stop(nsqd).await;
+}
+
+/// Commands written back to back in one write are answered in order; a command split across
+/// writes (even inside the size or body) is read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_and_split_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsqd = common::start(dir.path()).await;
+    let h = common::base(nsqd.http_address());
+
+    let mut client = Client::connect(&nsqd).await;
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        batch.extend_from_slice(b"NOP\n");
+        batch.extend_from_slice(&pub_cmd("piped", format!("p{i}").as_bytes()));
+    }
+    batch.extend_from_slice(&mpub_cmd("piped", &[b"m1", b"m2"]));
+    batch.extend_from_slice(&dpub_cmd("piped", 0, b"d"));
+    client.send(&batch).await;
+    for _ in 0..52 {
+        client.expect_ok().await;
+    }
+    wait_topic_count(&h, "piped", 53).await;
+
+    let whole = pub_cmd("split", b"split body");
+    for piece in [&whole[..2], &whole[2..8], &whole[8..11], &whole[11..]] {
+        client.send(piece).await;
+        tokio::task::yield_now().await;
+    }
+    client.expect_ok().await;
+    let mut consumer = subscribe(&nsqd, "split", "c", 1).await;
+    assert_eq!(consumer.expect_message().await.body, b"split body");
     stop(nsqd).await;
 }
 
@@ -487,7 +519,7 @@ async fn commands_in_the_wrong_state_are_fatal() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Names, pause, delete, ephemeral channels
+// Names
 // ---------------------------------------------------------------------------------------------
 
 /// Names follow `^[.a-zA-Z0-9_-]+(#ephemeral)?$`, 1..64 bytes including the suffix.
@@ -551,42 +583,5 @@ async fn topic_and_channel_names_follow_nsq_rules() {
         true,
     ));
     run_cases(&nsqd, cases).await;
-    stop(nsqd).await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pipelining and partial writes
-// ---------------------------------------------------------------------------------------------
-
-/// Commands written back to back in one write are answered in order; a command split across
-/// writes (even inside the size or body) is read whole.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_and_split_commands() {
-    let dir = tempfile::tempdir().unwrap();
-    let nsqd = common::start(dir.path()).await;
-    let h = common::base(nsqd.http_address());
-
-    let mut client = Client::connect(&nsqd).await;
-    let mut batch = Vec::new();
-    for i in 0..50 {
-        batch.extend_from_slice(b"NOP\n");
-        batch.extend_from_slice(&pub_cmd("piped", format!("p{i}").as_bytes()));
-    }
-    batch.extend_from_slice(&mpub_cmd("piped", &[b"m1", b"m2"]));
-    batch.extend_from_slice(&dpub_cmd("piped", 0, b"d"));
-    client.send(&batch).await;
-    for _ in 0..52 {
-        client.expect_ok().await;
-    }
-    wait_topic_count(&h, "piped", 53).await;
-
-    let whole = pub_cmd("split", b"split body");
-    for piece in [&whole[..2], &whole[2..8], &whole[8..11], &whole[11..]] {
-        client.send(piece).await;
-        tokio::task::yield_now().await;
-    }
-    client.expect_ok().await;
-    let mut consumer = subscribe(&nsqd, "split", "c", 1).await;
-    assert_eq!(consumer.expect_message().await.body, b"split body");
     stop(nsqd).await;
 }
