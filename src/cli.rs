@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::duration;
 use crate::config::NsqdArgs;
 use crate::nsqlookupd::NsqlookupdArgs;
+use crate::options::duration;
 
 /// An NSQ-compatible message broker with crash-safe metadata.
 #[derive(Debug, Parser)]

@@ -2,7 +2,6 @@
 //! nsqd's config file) and the command-line flags (nsqd's names), merged in that order of
 //! precedence: flag over file over default.
 
-pub mod duration;
 mod live;
 
 pub use live::{LiveOptions, LogLevelHook};
@@ -14,6 +13,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
+
+use crate::options::duration;
 
 /// A config or flag problem, naming the key or flag and what is wrong with it.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,7 @@ pub mod names;
 pub mod nsqd;
 pub mod nsqd_dat;
 pub mod nsqlookupd;
+pub mod options;
 pub mod protocol;
 pub mod queue;
 pub mod tcp;

@@ -15,7 +15,7 @@ use super::State;
 use std::sync::atomic::Ordering;
 
 use crate::broker::{latency, Channel, ClientInfo, Topic};
-use crate::config::duration;
+use crate::options::duration;
 use crate::NSQ_VERSION;
 
 fn health(state: &State) -> String {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{self, duration, go_duration, string, ConfigError, LogLevel, SetError};
+use crate::config::{self, go_duration, string, ConfigError, LogLevel, SetError};
+use crate::options::duration;
 
 /// nsqlookupd's resolved options.
 #[derive(Debug, Clone, PartialEq)]
