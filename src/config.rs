@@ -6,76 +6,18 @@ mod live;
 
 pub use live::{LiveOptions, LogLevelHook};
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::options::duration;
-
-/// A config or flag problem, naming the key or flag and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read config file: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: not valid TOML: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("{path}: unknown key `{key}`")]
-    UnknownKey { path: PathBuf, key: String },
-    #[error("{path}: key `{key}` is an nsqd option rnsq does not support yet")]
-    Unsupported { path: PathBuf, key: String },
-    #[error("{origin} `{key}`: {message}")]
-    BadValue {
-        origin: &'static str,
-        key: String,
-        message: String,
-    },
-}
-
-/// nsqd's log levels; the number is Go's (`GET /config/log_level` answers it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug = 1,
-    Info = 2,
-    Warn = 3,
-    Error = 4,
-    Fatal = 5,
-}
-
-impl FromStr for LogLevel {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            "fatal" => Ok(LogLevel::Fatal),
-            _ => Err(format!(
-                "invalid log level {s:?} (debug, info, warn, error, fatal)"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-            LogLevel::Fatal => "fatal",
-        })
-    }
-}
+use crate::options::config_file::{apply_config_file, SetError};
+use crate::options::value::{
+    bad, boolean, go_duration, int, port, positive_duration, positive_int, string,
+};
+use crate::options::{
+    duration, hostname, listen_address, set_if_given, validate_host_port, ConfigError, LogLevel,
+};
 
 /// The broker's resolved options.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,16 +94,6 @@ impl Default for NsqdOptions {
             log_level: LogLevel::Info,
         }
     }
-}
-
-/// This machine's host name, as Go's `os.Hostname()` gives it.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Go nsqd's default `--node-id`: CRC-32 (IEEE) of the MD5 of the host name, modulo 1024.
@@ -524,140 +456,6 @@ impl NsqdOptions {
             return fail("data-path", "must not be empty".into());
         }
         Ok(())
-    }
-}
-
-/// Parses a listen address the way Go's `net.Listen` reads it: `host:port`, with an empty host
-/// (`:4150`) meaning every interface.
-pub fn listen_address(address: &str) -> Result<SocketAddr, String> {
-    let full = if address.starts_with(':') {
-        format!("0.0.0.0{address}")
-    } else {
-        address.into()
-    };
-    full.parse::<SocketAddr>()
-        .or_else(|_| {
-            // A host name such as localhost:4150.
-            use std::net::ToSocketAddrs;
-            full.to_socket_addrs()
-                .map_err(|e| e.to_string())?
-                .next()
-                .ok_or_else(|| "resolves to no address".to_string())
-        })
-        .map_err(|e| format!("invalid address {address:?}: {e}"))
-}
-
-/// Checks that `address` is `host:port` with a numeric port.
-pub fn validate_host_port(address: &str) -> Result<(), String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("invalid address {address:?}: expected host:port"))?;
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(format!("invalid address {address:?}: expected host:port"));
-    }
-    Ok(())
-}
-
-/// Overwrites `slot` with a flag's value when the flag was given.
-pub(crate) fn set_if_given<T: Clone>(slot: &mut T, value: &Option<T>) {
-    if let Some(v) = value {
-        *slot = v.clone();
-    }
-}
-
-/// Why one config-file key could not be set.
-pub(crate) enum SetError {
-    /// No option has this name.
-    Unknown,
-    /// The value is wrong; the text says what was expected.
-    Bad(String),
-}
-
-/// Reads the TOML file at `path` and hands each key to `set`. A key `set` does not know is
-/// refused as unknown, or as not supported yet when it is one of `go_only_keys`.
-pub(crate) fn apply_config_file(
-    path: &Path,
-    go_only_keys: &[&str],
-    mut set: impl FnMut(&str, &toml::Value) -> Result<(), SetError>,
-) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Syntax {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-    for (key, value) in &table {
-        set(key, value).map_err(|e| match e {
-            SetError::Unknown if go_only_keys.contains(&key.as_str()) => ConfigError::Unsupported {
-                path: path.into(),
-                key: key.clone(),
-            },
-            SetError::Unknown => ConfigError::UnknownKey {
-                path: path.into(),
-                key: key.clone(),
-            },
-            SetError::Bad(message) => ConfigError::BadValue {
-                origin: "config key",
-                key: format!("{key}` in `{}", path.display()),
-                message,
-            },
-        })?;
-    }
-    Ok(())
-}
-
-fn bad(expected: &str) -> SetError {
-    SetError::Bad(format!("expected {expected}"))
-}
-
-/// A config value that must be a string.
-pub(crate) fn string(value: &toml::Value) -> Result<String, SetError> {
-    value
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| bad("a string"))
-}
-
-fn int(value: &toml::Value) -> Result<i64, SetError> {
-    value.as_integer().ok_or_else(|| bad("an integer"))
-}
-
-/// A config integer that must be greater than 0 (checked here, too, so that the refusal names
-/// the key and the file rather than the flag).
-fn positive_int(value: &toml::Value) -> Result<i64, SetError> {
-    match int(value)? {
-        n if n > 0 => Ok(n),
-        n => Err(SetError::Bad(format!("must be greater than 0, got {n}"))),
-    }
-}
-
-/// A config duration that must be greater than 0.
-fn positive_duration(value: &toml::Value) -> Result<Duration, SetError> {
-    match go_duration(value)? {
-        d if d.is_zero() => Err(SetError::Bad("must be greater than 0s, got 0s".into())),
-        d => Ok(d),
-    }
-}
-
-fn boolean(value: &toml::Value) -> Result<bool, SetError> {
-    value.as_bool().ok_or_else(|| bad("true or false"))
-}
-
-fn port(value: &toml::Value) -> Result<u16, SetError> {
-    u16::try_from(int(value)?).map_err(|_| bad("a port number 0..65535"))
-}
-
-/// A duration as Go's config loader takes it: a Go duration string, or an integer of
-/// milliseconds.
-pub(crate) fn go_duration(value: &toml::Value) -> Result<Duration, SetError> {
-    match value {
-        toml::Value::String(s) => duration::parse(s).map_err(SetError::Bad),
-        toml::Value::Integer(ms) if *ms >= 0 => Ok(Duration::from_millis(*ms as u64)),
-        _ => Err(bad("a duration such as \"60s\"")),
     }
 }
 

@@ -9,9 +9,10 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
 
 use rnsq::cli::{normalize_args, BenchCommand, Cli, Command, MetaCommand};
-use rnsq::config::{LiveOptions, LogLevel, NsqdArgs, NsqdOptions};
+use rnsq::config::{LiveOptions, NsqdArgs, NsqdOptions};
 use rnsq::nsqd::Nsqd;
 use rnsq::nsqlookupd::{Nsqlookupd, NsqlookupdArgs, NsqlookupdOptions};
+use rnsq::options::LogLevel;
 
 fn level_filter(level: LogLevel) -> LevelFilter {
     match level {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::{Broker, BrokerConfig};
-use crate::config::{self, LiveOptions, NsqdOptions};
+use crate::config::{LiveOptions, NsqdOptions};
 use crate::data_lock::{DataLock, Holder, LockError};
 use crate::http::{self, HttpState};
 use crate::loader::{self, LoadError, LoadReport};
@@ -38,6 +38,7 @@ use crate::lookup::{self, LookupChannelSource, LookupContext};
 use crate::lookup_wire::PeerInfo;
 use crate::meta_store::{self, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
+use crate::options;
 use crate::queue::LogSettings;
 use crate::tcp::{self, TcpContext};
 
@@ -89,7 +90,7 @@ async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartErr
         address: address.into(),
         reason,
     };
-    let socket_address = config::listen_address(address).map_err(fail)?;
+    let socket_address = options::listen_address(address).map_err(fail)?;
     TcpListener::bind(socket_address)
         .await
         .map_err(|e| fail(e.to_string()))
@@ -227,7 +228,7 @@ impl Nsqd {
             broker.clone(),
             PeerInfo {
                 broadcast_address: opts.broadcast_address.clone(),
-                hostname: config::hostname(),
+                hostname: options::hostname(),
                 tcp_port: nonzero_or(opts.broadcast_tcp_port, tcp_address.port()),
                 http_port: nonzero_or(opts.broadcast_http_port, http_address.port()),
                 version: crate::NSQ_VERSION.into(),

@@ -71,7 +71,7 @@ async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartErr
         address: address.into(),
         reason,
     };
-    let socket_address = crate::config::listen_address(address).map_err(fail)?;
+    let socket_address = crate::options::listen_address(address).map_err(fail)?;
     TcpListener::bind(socket_address)
         .await
         .map_err(|e| fail(e.to_string()))
@@ -100,7 +100,7 @@ impl Nsqlookupd {
             options,
             tcp_address,
             http_address,
-            hostname: crate::config::hostname(),
+            hostname: crate::options::hostname(),
         });
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();

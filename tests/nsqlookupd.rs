@@ -167,7 +167,7 @@ async fn identify_answers_lookupd_identity_and_ping_says_ok() {
     // Go marshals a map: keys sorted.
     let expected = format!(
         r#"{{"broadcast_address":"lookupd.test","hostname":"{}","http_port":{},"tcp_port":{},"version":"1.3.0"}}"#,
-        rnsq::config::hostname(),
+        rnsq::options::hostname(),
         lookupd.http_address().port(),
         lookupd.tcp_address().port(),
     );

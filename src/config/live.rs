@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
-use super::{LogLevel, NsqdOptions};
+use super::NsqdOptions;
+use crate::options::LogLevel;
 
 /// Applies a new log level to the process's logger.
 pub type LogLevelHook = Box<dyn Fn(LogLevel) + Send + Sync>;

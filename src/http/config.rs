@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use super::response::{v1, ApiError, ApiResult, Reply};
 use super::State;
-use crate::config::{validate_host_port, LogLevel};
+use crate::options::{validate_host_port, LogLevel};
 
 /// The option's current value, as JSON (400 `INVALID_OPTION` for an unknown name).
 pub async fn get_option(state: State, Path(opt): Path<String>) -> Response {

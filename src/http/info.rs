@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::response::{plain, v1, Reply};
 use super::State;
-use crate::{config, NSQ_VERSION};
+use crate::{options, NSQ_VERSION};
 
 /// `OK` while healthy; 500 `NOK - <reason>` after a metadata change failed to persist (until
 /// one succeeds), as Go nsqd answers after a disk error.
@@ -30,7 +30,7 @@ pub async fn info(state: State) -> Response {
     v1(Ok(Reply::Json(json!({
         "version": NSQ_VERSION,
         "broadcast_address": opts.broadcast_address,
-        "hostname": config::hostname(),
+        "hostname": options::hostname(),
         "http_port": state.http_address.port(),
         "tcp_port": state.tcp_address.port(),
         "start_time": start,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{self, go_duration, string, ConfigError, LogLevel, SetError};
-use crate::options::duration;
+use crate::options::config_file::{apply_config_file, SetError};
+use crate::options::value::{go_duration, string};
+use crate::options::{self, duration, listen_address, set_if_given, ConfigError, LogLevel};
 
 /// nsqlookupd's resolved options.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,7 @@ impl Default for NsqlookupdOptions {
         NsqlookupdOptions {
             tcp_address: "127.0.0.1:4160".into(),
             http_address: "127.0.0.1:4161".into(),
-            broadcast_address: config::hostname(),
+            broadcast_address: options::hostname(),
             inactive_producer_timeout: Duration::from_secs(300),
             tombstone_lifetime: Duration::from_secs(45),
             log_level: LogLevel::Info,
@@ -84,7 +85,7 @@ impl NsqlookupdOptions {
     }
 
     fn apply_flags(&mut self, a: &NsqlookupdArgs) {
-        use config::set_if_given as set;
+        use set_if_given as set;
         set(&mut self.tcp_address, &a.tcp_address);
         set(&mut self.http_address, &a.http_address);
         set(&mut self.broadcast_address, &a.broadcast_address);
@@ -97,7 +98,7 @@ impl NsqlookupdOptions {
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        config::apply_config_file(path, GO_ONLY_KEYS, |key, value| {
+        apply_config_file(path, GO_ONLY_KEYS, |key, value| {
             self.set_by_cfg_name(key, value)
         })
     }
@@ -121,7 +122,7 @@ impl NsqlookupdOptions {
             ("tcp-address", &self.tcp_address),
             ("http-address", &self.http_address),
         ] {
-            if let Err(message) = config::listen_address(address) {
+            if let Err(message) = listen_address(address) {
                 return Err(ConfigError::BadValue {
                     origin: "option",
                     key: key.into(),
@@ -149,7 +150,7 @@ mod tests {
         let opts = NsqlookupdOptions::resolve(&NsqlookupdArgs::default()).unwrap();
         assert_eq!(opts.tcp_address, "127.0.0.1:4160");
         assert_eq!(opts.http_address, "127.0.0.1:4161");
-        assert_eq!(opts.broadcast_address, config::hostname());
+        assert_eq!(opts.broadcast_address, options::hostname());
         assert_eq!(opts.inactive_producer_timeout, Duration::from_secs(300));
         assert_eq!(opts.tombstone_lifetime, Duration::from_secs(45));
         assert_eq!(opts.log_level, LogLevel::Info);
