@@ -1,23 +1,23 @@
 //! nsqd's options: their defaults, the TOML config file (`--config`, with the keys of Go
 //! nsqd's config file) and the command-line flags (nsqd's names), merged in that order of
-//! precedence: flag over file over default.
+//! precedence: flag over file over default, then validated.
+//!
+//! The parts live beside it: `args` (the flags), `file_keys` (the options by their
+//! config-file names, set from the file and read by `GET /config/:opt`), `live` (the options
+//! while the broker runs). What nsqlookupd's options share with these is in
+//! [`crate::options`].
 
+mod args;
+mod file_keys;
 mod live;
 
+pub use args::NsqdArgs;
 pub use live::{LiveOptions, LogLevelHook};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-
-use crate::options::config_file::{apply_config_file, SetError};
-use crate::options::value::{
-    bad, boolean, go_duration, int, port, positive_duration, positive_int, string,
-};
-use crate::options::{
-    duration, hostname, listen_address, set_if_given, validate_host_port, ConfigError, LogLevel,
-};
+use crate::options::{hostname, listen_address, validate_host_port, ConfigError, LogLevel};
 
 /// The broker's resolved options.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,134 +103,6 @@ pub fn default_node_id(hostname: &str) -> i64 {
     i64::from(crc32fast::hash(&digest) % 1024)
 }
 
-/// nsqd's flags. Every one is optional here so that a flag that was not given leaves the
-/// config file's value in place.
-#[derive(Debug, Clone, Default, Args)]
-pub struct NsqdArgs {
-    /// Path to a TOML config file with the keys of nsqd's config file (e.g. data_path)
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Path to store metadata and messages [default: ./data]
-    #[arg(long, value_name = "PATH")]
-    pub data_path: Option<PathBuf>,
-    /// <addr>:<port> to listen on for TCP clients [default: 127.0.0.1:4150]
-    #[arg(long, value_name = "ADDR")]
-    pub tcp_address: Option<String>,
-    /// <addr>:<port> to listen on for HTTP clients [default: 127.0.0.1:4151]
-    #[arg(long, value_name = "ADDR")]
-    pub http_address: Option<String>,
-    /// Address this node is registered with in lookupd [default: the host name]
-    #[arg(long, value_name = "ADDR")]
-    pub broadcast_address: Option<String>,
-    /// TCP port registered with lookupd [default: the TCP port bound]
-    #[arg(long, value_name = "PORT")]
-    pub broadcast_tcp_port: Option<u16>,
-    /// HTTP port registered with lookupd [default: the HTTP port bound]
-    #[arg(long, value_name = "PORT")]
-    pub broadcast_http_port: Option<u16>,
-    /// lookupd TCP address (may be given multiple times)
-    #[arg(long = "lookupd-tcp-address", value_name = "ADDR")]
-    pub lookupd_tcp_address: Vec<String>,
-    /// Unique part for message IDs, [0,1024) [default: from the host name]
-    #[arg(long, value_name = "ID")]
-    pub node_id: Option<i64>,
-    /// Maximum size of a single message in bytes [default: 1048576]
-    #[arg(long, value_name = "BYTES")]
-    pub max_msg_size: Option<i64>,
-    /// Maximum size of a single command body [default: 5242880]
-    #[arg(long, value_name = "BYTES")]
-    pub max_body_size: Option<i64>,
-    /// Number of messages to keep in memory, per topic and channel [default: 10000]
-    #[arg(long, value_name = "N")]
-    pub mem_queue_size: Option<i64>,
-    /// Number of bytes per diskqueue file before rolling [default: 104857600]
-    #[arg(long, value_name = "BYTES")]
-    pub max_bytes_per_file: Option<i64>,
-    /// Number of messages per diskqueue fsync [default: 2500]
-    #[arg(long, value_name = "N")]
-    pub sync_every: Option<i64>,
-    /// Duration of time per diskqueue fsync [default: 2s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub sync_timeout: Option<Duration>,
-    /// Answer PUB/MPUB/DPUB only after the message is fsynced (group commit). Off: messages
-    /// are written to the OS page cache at once and fsynced every --sync-every messages or
-    /// --sync-timeout [default: false]
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true"
-    )]
-    pub durable: Option<bool>,
-    /// Default time to wait before auto-requeuing a message [default: 1m0s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub msg_timeout: Option<Duration>,
-    /// Maximum client-configurable message timeout [default: 15m0s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub max_msg_timeout: Option<Duration>,
-    /// Maximum requeue timeout [default: 1h0m0s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub max_req_timeout: Option<Duration>,
-    /// Maximum RDY count for a client [default: 2500]
-    #[arg(long, value_name = "N")]
-    pub max_rdy_count: Option<i64>,
-    /// Maximum client-configurable heartbeat interval [default: 1m0s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub max_heartbeat_interval: Option<Duration>,
-    /// Maximum client-configurable output buffer size in bytes [default: 65536]
-    #[arg(long, value_name = "BYTES")]
-    pub max_output_buffer_size: Option<i64>,
-    /// Maximum client-configurable output buffer timeout [default: 30s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub max_output_buffer_timeout: Option<Duration>,
-    /// Maximum deflate compression level a client can negotiate [default: 6]
-    #[arg(long, value_name = "LEVEL")]
-    pub max_deflate_level: Option<i64>,
-    /// Consumers allowed per channel, 0 for no limit [default: 0]
-    #[arg(long, value_name = "N")]
-    pub max_channel_consumers: Option<i64>,
-    /// Message processing time percentile to track, in (0, 1.0] (repeatable, or comma separated)
-    #[arg(
-        long = "e2e-processing-latency-percentile",
-        value_name = "P",
-        value_delimiter = ','
-    )]
-    pub e2e_processing_latency_percentile: Vec<f64>,
-    /// Window over which the percentiles are computed [default: 10m0s]
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub e2e_processing_latency_window_time: Option<Duration>,
-    /// Log level: debug, info, warn, error, fatal [default: info]
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<LogLevel>,
-}
-
-/// Keys of Go nsqd's config file that rnsq does not implement yet: refused with their own
-/// message, so an operator knows the key is right but the feature is missing.
-const GO_ONLY_KEYS: &[&str] = &[
-    "https_address",
-    "auth_http_addresses",
-    "http_client_connect_timeout",
-    "http_client_request_timeout",
-    "statsd_address",
-    "statsd_prefix",
-    "statsd_interval",
-    "statsd_mem_stats",
-    "statsd_udp_packet_size",
-    "tls_cert",
-    "tls_key",
-    "tls_client_auth_policy",
-    "tls_root_ca_file",
-    "tls_required",
-    "tls_min_version",
-    "deflate",
-    "snappy",
-    "min_output_buffer_timeout",
-    "output_buffer_timeout",
-    "log_prefix",
-    "verbose",
-];
-
 impl NsqdOptions {
     /// Defaults, then `args.config`'s file, then the flags given in `args`; then validation.
     ///
@@ -244,142 +116,6 @@ impl NsqdOptions {
         opts.apply_flags(args);
         opts.validate()?;
         Ok(opts)
-    }
-
-    fn apply_flags(&mut self, a: &NsqdArgs) {
-        use set_if_given as set;
-        set(&mut self.data_path, &a.data_path);
-        set(&mut self.tcp_address, &a.tcp_address);
-        set(&mut self.http_address, &a.http_address);
-        set(&mut self.broadcast_address, &a.broadcast_address);
-        set(&mut self.broadcast_tcp_port, &a.broadcast_tcp_port);
-        set(&mut self.broadcast_http_port, &a.broadcast_http_port);
-        if !a.lookupd_tcp_address.is_empty() {
-            self.nsqlookupd_tcp_addresses = a.lookupd_tcp_address.clone();
-        }
-        set(&mut self.node_id, &a.node_id);
-        set(&mut self.max_msg_size, &a.max_msg_size);
-        set(&mut self.max_body_size, &a.max_body_size);
-        set(&mut self.mem_queue_size, &a.mem_queue_size);
-        set(&mut self.max_bytes_per_file, &a.max_bytes_per_file);
-        set(&mut self.sync_every, &a.sync_every);
-        set(&mut self.sync_timeout, &a.sync_timeout);
-        set(&mut self.durable, &a.durable);
-        set(&mut self.msg_timeout, &a.msg_timeout);
-        set(&mut self.max_msg_timeout, &a.max_msg_timeout);
-        set(&mut self.max_req_timeout, &a.max_req_timeout);
-        set(&mut self.max_rdy_count, &a.max_rdy_count);
-        set(&mut self.max_heartbeat_interval, &a.max_heartbeat_interval);
-        set(&mut self.max_output_buffer_size, &a.max_output_buffer_size);
-        set(
-            &mut self.max_output_buffer_timeout,
-            &a.max_output_buffer_timeout,
-        );
-        set(&mut self.max_deflate_level, &a.max_deflate_level);
-        set(&mut self.max_channel_consumers, &a.max_channel_consumers);
-        if !a.e2e_processing_latency_percentile.is_empty() {
-            self.e2e_processing_latency_percentiles = a.e2e_processing_latency_percentile.clone();
-        }
-        set(
-            &mut self.e2e_processing_latency_window_time,
-            &a.e2e_processing_latency_window_time,
-        );
-        set(&mut self.log_level, &a.log_level);
-    }
-
-    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        apply_config_file(path, GO_ONLY_KEYS, |key, value| {
-            self.set_by_cfg_name(key, value)
-        })
-    }
-
-    /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
-    fn set_by_cfg_name(&mut self, key: &str, value: &toml::Value) -> Result<(), SetError> {
-        match key {
-            "data_path" => self.data_path = PathBuf::from(string(value)?),
-            "tcp_address" => self.tcp_address = string(value)?,
-            "http_address" => self.http_address = string(value)?,
-            "broadcast_address" => self.broadcast_address = string(value)?,
-            "broadcast_tcp_port" => self.broadcast_tcp_port = port(value)?,
-            "broadcast_http_port" => self.broadcast_http_port = port(value)?,
-            "nsqlookupd_tcp_addresses" => {
-                let list = value
-                    .as_array()
-                    .ok_or_else(|| bad("a list of \"host:port\" strings"))?;
-                self.nsqlookupd_tcp_addresses =
-                    list.iter().map(string).collect::<Result<_, _>>()?;
-            }
-            "id" | "node_id" => self.node_id = int(value)?,
-            "max_msg_size" | "max_message_size" => self.max_msg_size = int(value)?,
-            "max_body_size" => self.max_body_size = int(value)?,
-            "mem_queue_size" => self.mem_queue_size = int(value)?,
-            "max_bytes_per_file" => self.max_bytes_per_file = positive_int(value)?,
-            "sync_every" => self.sync_every = positive_int(value)?,
-            "sync_timeout" => self.sync_timeout = positive_duration(value)?,
-            "durable" => self.durable = boolean(value)?,
-            "msg_timeout" => self.msg_timeout = go_duration(value)?,
-            "max_msg_timeout" => self.max_msg_timeout = go_duration(value)?,
-            "max_req_timeout" => self.max_req_timeout = go_duration(value)?,
-            "max_rdy_count" => self.max_rdy_count = int(value)?,
-            "max_heartbeat_interval" => self.max_heartbeat_interval = go_duration(value)?,
-            "max_output_buffer_size" => self.max_output_buffer_size = int(value)?,
-            "max_output_buffer_timeout" => self.max_output_buffer_timeout = go_duration(value)?,
-            "max_deflate_level" => self.max_deflate_level = int(value)?,
-            "max_channel_consumers" => self.max_channel_consumers = int(value)?,
-            "e2e_processing_latency_percentiles" => {
-                let list = value
-                    .as_array()
-                    .ok_or_else(|| bad("a list of numbers in (0, 1]"))?;
-                self.e2e_processing_latency_percentiles = list
-                    .iter()
-                    .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad("a list of numbers in (0, 1]"))?;
-            }
-            "e2e_processing_latency_window_time" => {
-                self.e2e_processing_latency_window_time = go_duration(value)?
-            }
-            "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
-            _ => return Err(SetError::Unknown),
-        }
-        Ok(())
-    }
-
-    /// The option called `name` (its config-file name) as JSON, as Go's `GET /config/:opt`
-    /// answers it: durations in nanoseconds, the log level as Go's number.
-    pub fn get_by_cfg_name(&self, name: &str) -> Option<serde_json::Value> {
-        use serde_json::json;
-        let ns = |d: &Duration| json!(d.as_nanos() as u64);
-        Some(match name {
-            "data_path" => json!(self.data_path.display().to_string()),
-            "tcp_address" => json!(self.tcp_address),
-            "http_address" => json!(self.http_address),
-            "broadcast_address" => json!(self.broadcast_address),
-            "broadcast_tcp_port" => json!(self.broadcast_tcp_port),
-            "broadcast_http_port" => json!(self.broadcast_http_port),
-            "nsqlookupd_tcp_addresses" => json!(self.nsqlookupd_tcp_addresses),
-            "id" | "node_id" => json!(self.node_id),
-            "max_msg_size" => json!(self.max_msg_size),
-            "max_body_size" => json!(self.max_body_size),
-            "mem_queue_size" => json!(self.mem_queue_size),
-            "max_bytes_per_file" => json!(self.max_bytes_per_file),
-            "sync_every" => json!(self.sync_every),
-            "sync_timeout" => ns(&self.sync_timeout),
-            "durable" => json!(self.durable),
-            "msg_timeout" => ns(&self.msg_timeout),
-            "max_msg_timeout" => ns(&self.max_msg_timeout),
-            "max_req_timeout" => ns(&self.max_req_timeout),
-            "max_rdy_count" => json!(self.max_rdy_count),
-            "max_heartbeat_interval" => ns(&self.max_heartbeat_interval),
-            "max_output_buffer_size" => json!(self.max_output_buffer_size),
-            "max_output_buffer_timeout" => ns(&self.max_output_buffer_timeout),
-            "max_deflate_level" => json!(self.max_deflate_level),
-            "max_channel_consumers" => json!(self.max_channel_consumers),
-            "e2e_processing_latency_percentiles" => json!(self.e2e_processing_latency_percentiles),
-            "e2e_processing_latency_window_time" => ns(&self.e2e_processing_latency_window_time),
-            "log_level" => json!(self.log_level as i64),
-            _ => return None,
-        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -569,52 +305,9 @@ mod tests {
     }
 
     #[test]
-    fn refuses_unknown_unsupported_and_bad_keys() {
-        let cases = [
-            ("bogus = 1\n", "unknown key `bogus`"),
-            (
-                "tls_cert = \"x\"\n",
-                "`tls_cert` is an nsqd option rnsq does not support yet",
-            ),
-            ("max_rdy_count = \"lots\"\n", "max_rdy_count"),
-            ("msg_timeout = \"soon\"\n", "invalid duration"),
-            ("id = 5000\n", "node-id"),
-            ("sync_every = 0\n", "`sync_every`"),
-            ("max_bytes_per_file = -5\n", "`max_bytes_per_file`"),
-            ("sync_timeout = \"0s\"\n", "`sync_timeout`"),
-            ("sync_timeout = \"often\"\n", "invalid duration"),
-            ("durable = \"yes\"\n", "`durable`"),
-            ("data_path = \n", "not valid TOML"),
-        ];
-        for (text, expected) in cases {
-            let (_dir, path) = write(text);
-            let args = NsqdArgs {
-                config: Some(path),
-                ..Default::default()
-            };
-            let message = NsqdOptions::resolve(&args).unwrap_err().to_string();
-            assert!(message.contains(expected), "{text:?}: {message}");
-        }
-    }
-
-    #[test]
     fn default_node_id_is_gos() {
         // Values of crc32.ChecksumIEEE(md5(hostname)) % 1024, computed outside Rust.
         assert_eq!(default_node_id("localhost"), 16);
         assert_eq!(default_node_id("nsq-host-1"), 250);
-    }
-
-    #[test]
-    fn reads_options_by_cfg_name() {
-        let opts = NsqdOptions::default();
-        assert_eq!(
-            opts.get_by_cfg_name("msg_timeout"),
-            Some(serde_json::json!(60_000_000_000u64))
-        );
-        assert_eq!(
-            opts.get_by_cfg_name("log_level"),
-            Some(serde_json::json!(2))
-        );
-        assert_eq!(opts.get_by_cfg_name("nope"), None);
     }
 }

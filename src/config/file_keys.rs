@@ -1,0 +1,193 @@
+//! nsqd's options by their config-file names (Go nsqd's `cfg` names): set from the TOML file
+//! (`--config`), and read back for `GET /config/:opt`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::NsqdOptions;
+use crate::options::config_file::{apply_config_file, SetError};
+use crate::options::value::{
+    bad, boolean, go_duration, int, port, positive_duration, positive_int, string,
+};
+use crate::options::ConfigError;
+
+/// Keys of Go nsqd's config file that rnsq does not implement yet: refused with their own
+/// message, so an operator knows the key is right but the feature is missing.
+const GO_ONLY_KEYS: &[&str] = &[
+    "https_address",
+    "auth_http_addresses",
+    "http_client_connect_timeout",
+    "http_client_request_timeout",
+    "statsd_address",
+    "statsd_prefix",
+    "statsd_interval",
+    "statsd_mem_stats",
+    "statsd_udp_packet_size",
+    "tls_cert",
+    "tls_key",
+    "tls_client_auth_policy",
+    "tls_root_ca_file",
+    "tls_required",
+    "tls_min_version",
+    "deflate",
+    "snappy",
+    "min_output_buffer_timeout",
+    "output_buffer_timeout",
+    "log_prefix",
+    "verbose",
+];
+
+impl NsqdOptions {
+    /// Applies every key of the TOML file at `path`. On an error some keys may already be
+    /// applied; [`NsqdOptions::resolve`] then discards the options.
+    pub(super) fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        apply_config_file(path, GO_ONLY_KEYS, |key, value| {
+            self.set_by_cfg_name(key, value)
+        })
+    }
+
+    /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
+    fn set_by_cfg_name(&mut self, key: &str, value: &toml::Value) -> Result<(), SetError> {
+        match key {
+            "data_path" => self.data_path = PathBuf::from(string(value)?),
+            "tcp_address" => self.tcp_address = string(value)?,
+            "http_address" => self.http_address = string(value)?,
+            "broadcast_address" => self.broadcast_address = string(value)?,
+            "broadcast_tcp_port" => self.broadcast_tcp_port = port(value)?,
+            "broadcast_http_port" => self.broadcast_http_port = port(value)?,
+            "nsqlookupd_tcp_addresses" => {
+                let list = value
+                    .as_array()
+                    .ok_or_else(|| bad("a list of \"host:port\" strings"))?;
+                self.nsqlookupd_tcp_addresses =
+                    list.iter().map(string).collect::<Result<_, _>>()?;
+            }
+            "id" | "node_id" => self.node_id = int(value)?,
+            "max_msg_size" | "max_message_size" => self.max_msg_size = int(value)?,
+            "max_body_size" => self.max_body_size = int(value)?,
+            "mem_queue_size" => self.mem_queue_size = int(value)?,
+            "max_bytes_per_file" => self.max_bytes_per_file = positive_int(value)?,
+            "sync_every" => self.sync_every = positive_int(value)?,
+            "sync_timeout" => self.sync_timeout = positive_duration(value)?,
+            "durable" => self.durable = boolean(value)?,
+            "msg_timeout" => self.msg_timeout = go_duration(value)?,
+            "max_msg_timeout" => self.max_msg_timeout = go_duration(value)?,
+            "max_req_timeout" => self.max_req_timeout = go_duration(value)?,
+            "max_rdy_count" => self.max_rdy_count = int(value)?,
+            "max_heartbeat_interval" => self.max_heartbeat_interval = go_duration(value)?,
+            "max_output_buffer_size" => self.max_output_buffer_size = int(value)?,
+            "max_output_buffer_timeout" => self.max_output_buffer_timeout = go_duration(value)?,
+            "max_deflate_level" => self.max_deflate_level = int(value)?,
+            "max_channel_consumers" => self.max_channel_consumers = int(value)?,
+            "e2e_processing_latency_percentiles" => {
+                let list = value
+                    .as_array()
+                    .ok_or_else(|| bad("a list of numbers in (0, 1]"))?;
+                self.e2e_processing_latency_percentiles = list
+                    .iter()
+                    .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad("a list of numbers in (0, 1]"))?;
+            }
+            "e2e_processing_latency_window_time" => {
+                self.e2e_processing_latency_window_time = go_duration(value)?
+            }
+            "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
+            _ => return Err(SetError::Unknown),
+        }
+        Ok(())
+    }
+
+    /// The option called `name` (its config-file name) as JSON, as Go's `GET /config/:opt`
+    /// answers it: durations in nanoseconds, the log level as Go's number.
+    pub fn get_by_cfg_name(&self, name: &str) -> Option<serde_json::Value> {
+        use serde_json::json;
+        let ns = |d: &Duration| json!(d.as_nanos() as u64);
+        Some(match name {
+            "data_path" => json!(self.data_path.display().to_string()),
+            "tcp_address" => json!(self.tcp_address),
+            "http_address" => json!(self.http_address),
+            "broadcast_address" => json!(self.broadcast_address),
+            "broadcast_tcp_port" => json!(self.broadcast_tcp_port),
+            "broadcast_http_port" => json!(self.broadcast_http_port),
+            "nsqlookupd_tcp_addresses" => json!(self.nsqlookupd_tcp_addresses),
+            "id" | "node_id" => json!(self.node_id),
+            "max_msg_size" => json!(self.max_msg_size),
+            "max_body_size" => json!(self.max_body_size),
+            "mem_queue_size" => json!(self.mem_queue_size),
+            "max_bytes_per_file" => json!(self.max_bytes_per_file),
+            "sync_every" => json!(self.sync_every),
+            "sync_timeout" => ns(&self.sync_timeout),
+            "durable" => json!(self.durable),
+            "msg_timeout" => ns(&self.msg_timeout),
+            "max_msg_timeout" => ns(&self.max_msg_timeout),
+            "max_req_timeout" => ns(&self.max_req_timeout),
+            "max_rdy_count" => json!(self.max_rdy_count),
+            "max_heartbeat_interval" => ns(&self.max_heartbeat_interval),
+            "max_output_buffer_size" => json!(self.max_output_buffer_size),
+            "max_output_buffer_timeout" => ns(&self.max_output_buffer_timeout),
+            "max_deflate_level" => json!(self.max_deflate_level),
+            "max_channel_consumers" => json!(self.max_channel_consumers),
+            "e2e_processing_latency_percentiles" => json!(self.e2e_processing_latency_percentiles),
+            "e2e_processing_latency_window_time" => ns(&self.e2e_processing_latency_window_time),
+            "log_level" => json!(self.log_level as i64),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NsqdArgs;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsqd.cfg");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn refuses_unknown_unsupported_and_bad_keys() {
+        let cases = [
+            ("bogus = 1\n", "unknown key `bogus`"),
+            (
+                "tls_cert = \"x\"\n",
+                "`tls_cert` is an nsqd option rnsq does not support yet",
+            ),
+            ("max_rdy_count = \"lots\"\n", "max_rdy_count"),
+            ("msg_timeout = \"soon\"\n", "invalid duration"),
+            ("id = 5000\n", "node-id"),
+            ("sync_every = 0\n", "`sync_every`"),
+            ("max_bytes_per_file = -5\n", "`max_bytes_per_file`"),
+            ("sync_timeout = \"0s\"\n", "`sync_timeout`"),
+            ("sync_timeout = \"often\"\n", "invalid duration"),
+            ("durable = \"yes\"\n", "`durable`"),
+            ("data_path = \n", "not valid TOML"),
+        ];
+        for (text, expected) in cases {
+            let (_dir, path) = write(text);
+            let args = NsqdArgs {
+                config: Some(path),
+                ..Default::default()
+            };
+            let message = NsqdOptions::resolve(&args).unwrap_err().to_string();
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn reads_options_by_cfg_name() {
+        let opts = NsqdOptions::default();
+        assert_eq!(
+            opts.get_by_cfg_name("msg_timeout"),
+            Some(serde_json::json!(60_000_000_000u64))
+        );
+        assert_eq!(
+            opts.get_by_cfg_name("log_level"),
+            Some(serde_json::json!(2))
+        );
+        assert_eq!(opts.get_by_cfg_name("nope"), None);
+    }
+}
