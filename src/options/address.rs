@@ -43,3 +43,31 @@ pub fn validate_host_port(address: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_address_reads_an_empty_host_as_every_interface() {
+        assert_eq!(listen_address(":4150"), Ok("0.0.0.0:4150".parse().unwrap()));
+        assert_eq!(
+            listen_address("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap())
+        );
+        assert!(listen_address("nonsense")
+            .unwrap_err()
+            .starts_with("invalid address \"nonsense\": "));
+    }
+
+    #[test]
+    fn validate_host_port_wants_a_host_and_a_numeric_port() {
+        assert_eq!(validate_host_port("lookupd-1:4160"), Ok(()));
+        for bad in ["lookupd-1", ":4160", "lookupd-1:http", "lookupd-1:70000"] {
+            assert_eq!(
+                validate_host_port(bad),
+                Err(format!("invalid address {bad:?}: expected host:port")),
+            );
+        }
+    }
+}

@@ -50,3 +50,56 @@ pub(crate) fn apply_config_file(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::value::int;
+
+    /// Reads `text` as a config file whose only option is `known`, with `go_only` as the one
+    /// key Go has and rnsq lacks; answers the value set or the refusal's message.
+    fn read(text: &str) -> Result<Option<i64>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.cfg");
+        std::fs::write(&path, text).unwrap();
+        let mut known = None;
+        apply_config_file(&path, &["go_only"], |key, value| match key {
+            "known" => {
+                known = Some(int(value)?);
+                Ok(())
+            }
+            _ => Err(SetError::Unknown),
+        })
+        .map(|()| known)
+        .map_err(|e| e.to_string().replace(&path.display().to_string(), "FILE"))
+    }
+
+    #[test]
+    fn hands_each_key_to_the_setter_and_names_file_and_key_in_refusals() {
+        assert_eq!(read("known = 3\n"), Ok(Some(3)));
+        assert_eq!(read(""), Ok(None));
+        assert_eq!(read("other = 1\n"), Err("FILE: unknown key `other`".into()));
+        assert_eq!(
+            read("go_only = 1\n"),
+            Err("FILE: key `go_only` is an nsqd option rnsq does not support yet".into())
+        );
+        assert_eq!(
+            read("known = \"x\"\n"),
+            Err("config key `known` in `FILE`: expected an integer".into())
+        );
+        assert!(read("known = \n")
+            .unwrap_err()
+            .starts_with("FILE: not valid TOML: "));
+    }
+
+    #[test]
+    fn an_unreadable_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.cfg");
+        let error = apply_config_file(&path, &[], |_, _| Ok(())).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
+        assert!(error
+            .to_string()
+            .starts_with(&format!("{}: cannot read config file: ", path.display())));
+    }
+}

@@ -42,3 +42,27 @@ impl fmt::Display for LogLevel {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_numbers_are_gos() {
+        for (level, number) in [
+            (LogLevel::Debug, 1),
+            (LogLevel::Info, 2),
+            (LogLevel::Warn, 3),
+            (LogLevel::Error, 4),
+            (LogLevel::Fatal, 5),
+        ] {
+            assert_eq!(level.to_string().parse::<LogLevel>(), Ok(level));
+            assert_eq!(level as i64, number);
+        }
+        assert_eq!(" WARN ".parse::<LogLevel>(), Ok(LogLevel::Warn));
+        assert_eq!(
+            "loud".parse::<LogLevel>(),
+            Err("invalid log level \"loud\" (debug, info, warn, error, fatal)".into())
+        );
+    }
+}
