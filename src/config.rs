@@ -199,7 +199,8 @@ impl NsqdOptions {
 mod tests {
     use super::*;
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+    /// A config file holding `text`, in a temp dir kept alive by the first value.
+    pub(super) fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nsqd.cfg");
         std::fs::write(&path, text).unwrap();

@@ -139,14 +139,8 @@ impl NsqdOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::write;
     use crate::config::NsqdArgs;
-
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nsqd.cfg");
-        std::fs::write(&path, text).unwrap();
-        (dir, path)
-    }
 
     #[test]
     fn refuses_unknown_unsupported_and_bad_keys() {
