@@ -122,15 +122,7 @@ fn metadata_answered_200_survives_power_cuts_durable() {
 /// `disk` counters of topic `t` summed over what a broker recovered at its start:
 /// `(truncated_bytes, damaged_records)`.
 fn recovered(broker: &BrokerProcess) -> (u64, u64) {
-    let url = format!("{}/stats?format=json&topic=t", broker.base());
-    let text = reqwest::blocking::get(&url).and_then(|r| r.text());
-    let Some(stats) = text
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    else {
-        return (0, 0);
-    };
-    let Some(topic) = stats["topics"].as_array().and_then(|t| t.first()) else {
+    let Some(topic) = topic_stats(broker) else {
         return (0, 0);
     };
     let disk = &topic["disk"];
@@ -233,11 +225,27 @@ fn default_mode_power_cuts_lose_only_the_sync_window() {
 
 /// `/stats` depth of channel `t/c`, if the broker answers and shows it.
 fn channel_depth(broker: &BrokerProcess) -> Option<u64> {
+    let topic = topic_stats(broker)?;
+    topic["channels"].as_array()?.first()?["depth"].as_u64()
+}
+
+/// Topic `t` in `/stats` JSON, if the broker answers and shows it.
+fn topic_stats(broker: &BrokerProcess) -> Option<serde_json::Value> {
     let url = format!("{}/stats?format=json&topic=t", broker.base());
     let text = reqwest::blocking::get(&url).and_then(|r| r.text()).ok()?;
-    let stats: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let topic = stats["topics"].as_array()?.first()?;
-    topic["channels"].as_array()?.first()?["depth"].as_u64()
+    let mut stats: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(stats["topics"].as_array_mut()?.first_mut()?.take())
+}
+
+/// Creates topic `t` and its channel `c`; returns the HTTP client and the broker's base URL.
+fn create_t_and_c(broker: &BrokerProcess) -> (reqwest::blocking::Client, String) {
+    let http = reqwest::blocking::Client::new();
+    let base = broker.base();
+    for path in ["/topic/create?topic=t", "/channel/create?topic=t&channel=c"] {
+        let reply = http.post(format!("{base}{path}")).send().expect(path);
+        assert_eq!(reply.status().as_u16(), 200, "POST {path}");
+    }
+    (http, base)
 }
 
 /// Regression (issue 9): a broker restarted after a `kill -9` took the log it recovered as
@@ -251,12 +259,7 @@ fn a_power_cut_after_a_crash_and_restart_keeps_what_the_crash_left() {
     // No fsync of the log while the first broker runs: none by count, none by time.
     let flags = ["--sync-every", "1000000", "--sync-timeout", "10m"];
     let broker = BrokerProcess::spawn(&data_path, &flags);
-    let http = reqwest::blocking::Client::new();
-    let base = broker.base();
-    for path in ["/topic/create?topic=t", "/channel/create?topic=t&channel=c"] {
-        let reply = http.post(format!("{base}{path}")).send().expect(path);
-        assert_eq!(reply.status().as_u16(), 200, "POST {path}");
-    }
+    let (http, base) = create_t_and_c(&broker);
     let bodies: Vec<String> = (0..50).map(|n| format!("message {n}")).collect();
     let reply = http
         .post(format!("{base}/mpub?topic=t"))
@@ -286,12 +289,7 @@ fn a_power_cut_after_a_crash_and_restart_keeps_what_the_crash_left() {
 /// Publishes `count` messages to topic `t` one `/pub` at a time (one write each), after
 /// creating `t` and channel `c`; returns the bodies in order.
 fn publish_one_by_one(broker: &BrokerProcess, count: usize) -> Vec<String> {
-    let http = reqwest::blocking::Client::new();
-    let base = broker.base();
-    for path in ["/topic/create?topic=t", "/channel/create?topic=t&channel=c"] {
-        let reply = http.post(format!("{base}{path}")).send().expect(path);
-        assert_eq!(reply.status().as_u16(), 200, "POST {path}");
-    }
+    let (http, base) = create_t_and_c(broker);
     let bodies: Vec<String> = (0..count).map(|n| format!("message {n:03}")).collect();
     for body in &bodies {
         let reply = http
