@@ -184,14 +184,14 @@ impl PowerFs {
             .session
             .take()
             .expect("powerfs: not mounted (an earlier power cut failed)");
-        if let Err(e) = unmount(&self.root) {
+        if let Err(e) = unmount_once_free(&self.root) {
             self.session = Some(session);
             panic!(
                 "powerfs: the power cut cannot unmount {}: {e}. Every process that used the \
                  mount must be killed and reaped, and this process must close its files on it, \
                  before a cut. Still using it: {}",
                 self.root.display(),
-                holders(&self.root)
+                describe(&holders(&self.root))
             );
         }
         if let Err(e) = join(session) {
@@ -227,7 +227,7 @@ impl Drop for PowerFs {
                 eprintln!(
                     "powerfs: unmounting {} failed ({e}); still using it: {}; detaching it",
                     self.root.display(),
-                    holders(&self.root)
+                    describe(&holders(&self.root))
                 );
                 if let Err(e) = detach(&self.root) {
                     eprintln!("powerfs: detaching {} failed too: {e}", self.root.display());
@@ -300,6 +300,34 @@ fn unmount(root: &Path) -> io::Result<()> {
     umount2(root, 0)
 }
 
+/// Unmounts `root`, waiting out a moment of busyness that passes by itself.
+///
+/// The kernel can report a mount busy just after its last holder let go: another test
+/// thread's fork inherits this process's open files until the child's exec closes them, and
+/// FUSE finishes a close asynchronously. So a busy mount is retried for up to 10 s while no
+/// process holds it, and for half a second while one does (the fork window), after which a
+/// test that really left a file open hears so.
+fn unmount_once_free(root: &Path) -> io::Result<()> {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    loop {
+        match unmount(root) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                let patience = if holders(root).is_empty() {
+                    Duration::from_secs(10)
+                } else {
+                    Duration::from_millis(500)
+                };
+                if start.elapsed() >= patience {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => return result,
+        }
+    }
+}
+
 fn detach(root: &Path) -> io::Result<()> {
     umount2(root, libc::MNT_DETACH)
 }
@@ -315,10 +343,10 @@ fn umount2(root: &Path, flags: libc::c_int) -> io::Result<()> {
 }
 
 /// The processes with a file, working directory or root under `root`, as "pid (name)".
-fn holders(root: &Path) -> String {
+fn holders(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return "(cannot read /proc)".into();
+        return vec!["(cannot read /proc)".into()];
     };
     for proc in procs.flatten() {
         let pid = proc.file_name();
@@ -339,9 +367,13 @@ fn holders(root: &Path) -> String {
             found.push(format!("{} ({})", pid.to_string_lossy(), name.trim()));
         }
     }
-    if found.is_empty() {
+    found
+}
+
+fn describe(holders: &[String]) -> String {
+    if holders.is_empty() {
         "no process found".into()
     } else {
-        found.join(", ")
+        holders.join(", ")
     }
 }
