@@ -42,6 +42,35 @@ pub struct Identity {
     pub heartbeat_interval_ms: i64,
 }
 
+/// What a connection's transport negotiated: read by `/stats` and by AUTH (which sends
+/// whether TLS is up and the client certificate's common name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransportInfo {
+    /// `None` until a TLS handshake completed.
+    pub tls: Option<TlsInfo>,
+    pub snappy: bool,
+    pub deflate: bool,
+}
+
+/// A completed TLS session, in the words Go's `/stats` uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Go's constant name, e.g. `TLS1.3`.
+    pub version: String,
+    /// Go's constant name, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub cipher_suite: String,
+    /// The ALPN protocol, empty when none.
+    pub negotiated_protocol: String,
+    pub negotiated_protocol_is_mutual: bool,
+    /// The client certificate's subject common name, empty without one.
+    pub client_common_name: String,
+    /// The client certificate's subject and issuer (RFC 4514-like text) and serial (decimal),
+    /// empty without one.
+    pub client_subject: String,
+    pub client_issuer: String,
+    pub client_serial: String,
+}
+
 /// One connected client.
 #[derive(Debug)]
 pub struct ClientInfo {
@@ -50,6 +79,7 @@ pub struct ClientInfo {
     /// Seconds since the Unix epoch when it connected.
     pub connect_ts: i64,
     identity: Mutex<Identity>,
+    transport: Mutex<TransportInfo>,
     pub state: AtomicU8,
     pub ready_count: AtomicI64,
     pub in_flight_count: AtomicI64,
@@ -69,6 +99,7 @@ impl ClientInfo {
             remote_address,
             connect_ts: crate::message::now_ns() / 1_000_000_000,
             identity: Mutex::new(identity),
+            transport: Mutex::new(TransportInfo::default()),
             state: AtomicU8::new(state::INIT),
             ready_count: AtomicI64::new(0),
             in_flight_count: AtomicI64::new(0),
@@ -91,6 +122,19 @@ impl ClientInfo {
     /// Replaces the identity (IDENTIFY).
     pub fn set_identity(&self, identity: Identity) {
         *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = identity;
+    }
+
+    /// A copy of what the transport negotiated.
+    pub fn transport(&self) -> TransportInfo {
+        self.transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records an upgrade of the transport (TLS, snappy or deflate).
+    pub fn set_transport(&self, transport: TransportInfo) {
+        *self.transport.lock().unwrap_or_else(|p| p.into_inner()) = transport;
     }
 
     /// Counts `count` messages published to `topic`.
