@@ -1,7 +1,9 @@
 //! The V2 commands, one file each, and the dispatch from a command line to its handler.
 //!
-//! A handler reads any body it needs from the connection, does its work through the broker,
-//! and returns the response frame's data (`None`: no response) or a [`ClientError`].
+//! A handler reads any body it needs from the connection's [`Inbound`] bytes, does its work
+//! through the broker, and returns the response frame's data (`None`: no response) or a
+//! [`ClientError`]. IDENTIFY may also ask the connection to upgrade its transport
+//! ([`Reply::Upgrade`]); commands never see the socket.
 
 mod auth;
 mod cls;
@@ -20,30 +22,66 @@ pub use mpub::split_messages;
 
 use std::sync::Arc;
 
-use tokio::io::BufReader;
-use tokio::net::tcp::OwnedReadHalf;
-
 use crate::broker::{Broker, Channel, Topic};
 use crate::config::NsqdOptions;
 use crate::protocol::ClientError;
-use crate::tcp::session::Session;
+use crate::session::Session;
+use crate::transport::{Compression, Inbound};
 
 /// What a command may use.
 pub struct Cx<'a> {
     pub broker: &'a Arc<Broker>,
     pub options: &'a NsqdOptions,
     pub session: &'a Arc<Session>,
-    pub reader: &'a mut BufReader<OwnedReadHalf>,
+    pub reader: &'a mut Inbound,
+    /// Whether the broker can offer TLS (it has a certificate).
+    pub tls_available: bool,
+    /// What the transport has negotiated so far.
+    pub transport: Negotiated,
+}
+
+/// The connection's transport upgrades so far (IDENTIFY grants each at most once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    pub tls: bool,
+    pub compressed: bool,
 }
 
 /// A command's outcome: the response frame's data, if any.
 pub type CmdResult = Result<Option<Vec<u8>>, ClientError>;
 
+/// What the connection does after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    Nothing,
+    /// Send this response frame.
+    Response(Vec<u8>),
+    /// Send this response frame in the transport as it is, then upgrade: TLS first (then an
+    /// `OK` inside it), then the compression (then an `OK`, compressed).
+    Upgrade {
+        response: Vec<u8>,
+        tls: bool,
+        compression: Option<Compression>,
+    },
+}
+
+impl From<Option<Vec<u8>>> for Reply {
+    fn from(response: Option<Vec<u8>>) -> Self {
+        response.map_or(Reply::Nothing, Reply::Response)
+    }
+}
+
 /// Runs the command named by `params[0]`.
-pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
+pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> Result<Reply, ClientError> {
     let name = params.first().copied().unwrap_or_default();
+    if name == b"IDENTIFY" {
+        return identify::exec(cx, params).await;
+    }
+    run(cx, name, params).await.map(Reply::from)
+}
+
+async fn run(cx: &mut Cx<'_>, name: &[u8], params: &[&[u8]]) -> CmdResult {
     match name {
-        b"IDENTIFY" => identify::exec(cx, params).await,
         b"FIN" => fin::exec(cx, params),
         b"RDY" => rdy::exec(cx, params),
         b"REQ" => req::exec(cx, params),

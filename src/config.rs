@@ -53,6 +53,10 @@ pub struct NsqdOptions {
     pub max_output_buffer_size: i64,
     pub max_output_buffer_timeout: Duration,
     pub max_deflate_level: i64,
+    /// Offer snappy compression to clients (IDENTIFY `snappy`).
+    pub snappy: bool,
+    /// Offer deflate compression to clients (IDENTIFY `deflate`).
+    pub deflate: bool,
     /// Consumers allowed per channel; 0 is no limit.
     pub max_channel_consumers: i64,
     /// End-to-end latency percentiles to report per topic and channel, each in (0, 1].
@@ -88,6 +92,8 @@ impl Default for NsqdOptions {
             max_output_buffer_size: 64 * 1024,
             max_output_buffer_timeout: Duration::from_secs(30),
             max_deflate_level: 6,
+            snappy: true,
+            deflate: true,
             max_channel_consumers: 0,
             e2e_processing_latency_percentiles: Vec::new(),
             e2e_processing_latency_window_time: Duration::from_secs(600),

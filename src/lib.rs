@@ -26,7 +26,10 @@ pub mod nsqlookupd;
 pub mod options;
 pub mod protocol;
 pub mod queue;
+pub mod session;
 pub mod tcp;
+pub mod tls;
+pub mod transport;
 
 /// The Go NSQ release whose protocols and formats rnsq speaks; reported wherever nsqd reports
 /// its version (`/info`, `/stats`, `nsqd.dat`).

@@ -1,10 +1,9 @@
 //! The TCP server for NSQ protocol V2: accepts connections and runs each on its own task until
 //! it ends or the server stops.
 
-pub mod session;
-
 mod connection;
 mod pump;
+mod upgrade;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -19,6 +18,8 @@ use crate::config::LiveOptions;
 pub struct TcpContext {
     pub broker: Arc<Broker>,
     pub options: Arc<LiveOptions>,
+    /// The TLS server configuration, when the broker has a certificate.
+    pub tls: Option<Arc<crate::tls::TlsServer>>,
     client_ids: AtomicU64,
 }
 
@@ -27,6 +28,7 @@ impl TcpContext {
         TcpContext {
             broker,
             options,
+            tls: None,
             client_ids: AtomicU64::new(0),
         }
     }

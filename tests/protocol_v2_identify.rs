@@ -26,8 +26,8 @@ use tokio::time::Instant;
 // ---------------------------------------------------------------------------------------------
 
 /// Plain IDENTIFY → `OK`; with feature_negotiation → one JSON response frame with Go's 13 keys
-/// in Go's order, the defaults, and no TLS/snappy/deflate even when asked for (so the stream
-/// stays plain and SUB works).
+/// in Go's order, the defaults, and no TLS when asked for without a certificate (so the stream
+/// stays plain and SUB works). Compression is tests/protocol_v2_upgrade.rs's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identify_ok_and_feature_negotiation() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +46,7 @@ async fn identify_ok_and_feature_negotiation() {
     let mut negotiated = Client::connect(&nsqd).await;
     negotiated
         .send(&identify_cmd(
-            r#"{"feature_negotiation":true,"tls_v1":true,"snappy":true,"deflate":true,"deflate_level":3}"#,
+            r#"{"feature_negotiation":true,"tls_v1":true,"deflate_level":3}"#,
         ))
         .await;
     let frame = negotiated.frame().await;

@@ -1,19 +1,20 @@
 //! `IDENTIFY`: the client describes itself and negotiates heartbeats, output buffering,
-//! sampling and its message timeout. TLS, snappy and deflate are not offered yet, so they are
-//! answered `false`.
+//! sampling, its message timeout, and (with `feature_negotiation`) TLS and snappy or deflate.
 //!
 //! # Format
 //! `IDENTIFY\n[4-byte size][JSON]` → `OK`, or the negotiated settings as JSON when the
-//! client sets `feature_negotiation`.
+//! client sets `feature_negotiation`; then, for each upgrade granted, the connection upgrades
+//! and says `OK` through the new layer (TLS first, then the compression).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{state, wrong_state, CmdResult, Cx};
+use super::{state, wrong_state, Cx, Reply};
 use crate::broker::{client_state, Identity};
 use crate::protocol::{read_body, read_size, ClientError};
+use crate::transport::Compression;
 use crate::NSQ_VERSION;
 
 /// The IDENTIFY body. Every field may be absent or `null` (Go's decoder leaves the zero value
@@ -30,16 +31,12 @@ struct IdentifyData {
     output_buffer_timeout: Option<i64>,
     sample_rate: Option<i64>,
     msg_timeout: Option<i64>,
-    // Not negotiated yet, but declared so that a value of the wrong type is refused, as Go's
-    // decoder refuses it.
-    #[allow(dead_code)]
     tls_v1: Option<bool>,
-    #[allow(dead_code)]
     snappy: Option<bool>,
-    #[allow(dead_code)]
     deflate: Option<bool>,
-    #[allow(dead_code)]
     deflate_level: Option<i64>,
+    // Not used, but declared so that a value of the wrong type is refused, as Go's decoder
+    // refuses it.
     #[allow(dead_code)]
     short_id: Option<String>,
     #[allow(dead_code)]
@@ -53,7 +50,7 @@ fn invalid(what: &str, value: i64) -> ClientError {
     )
 }
 
-pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
+pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientError> {
     if state(cx) != client_state::INIT {
         return Err(wrong_state("IDENTIFY"));
     }
@@ -141,23 +138,56 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> CmdResult {
     });
     cx.session.set_settings(settings.clone()).await;
     if data.feature_negotiation != Some(true) {
-        return Ok(Some(crate::protocol::OK.to_vec()));
+        return Ok(Reply::Response(crate::protocol::OK.to_vec()));
     }
+    // What Go grants: TLS when the broker has a certificate, each compression when enabled;
+    // rnsq also grants each upgrade once only (a second TLS handshake inside TLS, or a second
+    // compression layer, is never what a client means).
+    let tls = cx.tls_available && !cx.transport.tls && data.tls_v1 == Some(true);
+    let deflate = opts.deflate && !cx.transport.compressed && data.deflate == Some(true);
+    let snappy = opts.snappy && !cx.transport.compressed && data.snappy == Some(true);
+    let mut deflate_level = 6;
+    if deflate {
+        if let Some(level) = data.deflate_level.filter(|l| *l > 0) {
+            deflate_level = level;
+        }
+    }
+    deflate_level = deflate_level.min(opts.max_deflate_level);
+    if deflate && snappy {
+        return Err(ClientError::fatal(
+            "E_IDENTIFY_FAILED",
+            "cannot enable both deflate and snappy compression",
+        ));
+    }
+    let compression = if snappy {
+        Some(Compression::Snappy)
+    } else if deflate {
+        Some(Compression::Deflate(deflate_level.clamp(0, 9) as u32))
+    } else {
+        None
+    };
     let reply = json!({
         "max_rdy_count": opts.max_rdy_count,
         "version": NSQ_VERSION,
         "max_msg_timeout": max_ms(opts.max_msg_timeout),
         "msg_timeout": max_ms(settings.msg_timeout),
-        "tls_v1": false,
-        "deflate": false,
-        // Go answers the level it would use: 6, capped at the maximum.
-        "deflate_level": opts.max_deflate_level.min(6),
+        "tls_v1": tls,
+        "deflate": deflate,
+        "deflate_level": deflate_level,
         "max_deflate_level": opts.max_deflate_level,
-        "snappy": false,
+        "snappy": snappy,
         "sample_rate": settings.sample_rate,
         "auth_required": false,
         "output_buffer_size": settings.output_buffer_size,
         "output_buffer_timeout": settings.output_buffer_timeout.map_or(0, |d| d.as_millis() as i64),
     });
-    Ok(Some(reply.to_string().into_bytes()))
+    let response = reply.to_string().into_bytes();
+    if !tls && compression.is_none() {
+        return Ok(Reply::Response(response));
+    }
+    Ok(Reply::Upgrade {
+        response,
+        tls,
+        compression,
+    })
 }

@@ -69,6 +69,24 @@ pub struct NsqdArgs {
         default_missing_value = "true"
     )]
     pub durable: Option<bool>,
+    /// Enable snappy feature negotiation (client compression) [default: true]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub snappy: Option<bool>,
+    /// Enable deflate feature negotiation (client compression) [default: true]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub deflate: Option<bool>,
     /// Default time to wait before auto-requeuing a message [default: 1m0s]
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     pub msg_timeout: Option<Duration>,
@@ -144,6 +162,8 @@ impl NsqdOptions {
             &a.max_output_buffer_timeout,
         );
         set(&mut self.max_deflate_level, &a.max_deflate_level);
+        set(&mut self.snappy, &a.snappy);
+        set(&mut self.deflate, &a.deflate);
         set(&mut self.max_channel_consumers, &a.max_channel_consumers);
         if !a.e2e_processing_latency_percentile.is_empty() {
             self.e2e_processing_latency_percentiles = a.e2e_processing_latency_percentile.clone();

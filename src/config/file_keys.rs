@@ -29,8 +29,6 @@ const GO_ONLY_KEYS: &[&str] = &[
     "tls_root_ca_file",
     "tls_required",
     "tls_min_version",
-    "deflate",
-    "snappy",
     "min_output_buffer_timeout",
     "output_buffer_timeout",
     "log_prefix",
@@ -78,6 +76,8 @@ impl NsqdOptions {
             "max_output_buffer_size" => self.max_output_buffer_size = int(value)?,
             "max_output_buffer_timeout" => self.max_output_buffer_timeout = go_duration(value)?,
             "max_deflate_level" => self.max_deflate_level = int(value)?,
+            "snappy" => self.snappy = boolean(value)?,
+            "deflate" => self.deflate = boolean(value)?,
             "max_channel_consumers" => self.max_channel_consumers = int(value)?,
             "e2e_processing_latency_percentiles" => {
                 let list = value
@@ -127,6 +127,8 @@ impl NsqdOptions {
             "max_output_buffer_size" => json!(self.max_output_buffer_size),
             "max_output_buffer_timeout" => ns(&self.max_output_buffer_timeout),
             "max_deflate_level" => json!(self.max_deflate_level),
+            "snappy" => json!(self.snappy),
+            "deflate" => json!(self.deflate),
             "max_channel_consumers" => json!(self.max_channel_consumers),
             "e2e_processing_latency_percentiles" => json!(self.e2e_processing_latency_percentiles),
             "e2e_processing_latency_window_time" => ns(&self.e2e_processing_latency_window_time),

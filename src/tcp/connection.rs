@@ -6,16 +6,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::session::{Session, Settings};
-use super::{pump, TcpContext};
+use super::{pump, upgrade, TcpContext};
 use crate::broker::{ClientInfo, Identity};
-use crate::cmd::{self, Cx};
+use crate::cmd::{self, Cx, Negotiated, Reply};
 use crate::protocol::{put_frame, FRAME_ERROR, MAGIC_V2};
+use crate::session::{Session, Settings};
+use crate::transport::{self, Inbound, Sink, Source};
 
 /// The longest command line accepted.
 const MAX_LINE: u64 = 64 * 1024;
@@ -75,14 +76,14 @@ async fn serve(
     let session = Arc::new(Session::new(
         info.clone(),
         settings,
-        write_half,
+        Sink::Plain(write_half),
         exit.clone(),
     ));
     context.broker.add_client(info.clone());
     let pump = tokio::spawn(pump::run(session.clone()));
 
-    let mut reader = BufReader::with_capacity(16 * 1024, read_half);
-    let result = command_loop(&context, &session, &mut reader).await;
+    let reader = transport::inbound(Source::Plain(read_half));
+    let result = command_loop(&context, &session, reader).await;
 
     session.exit.cancel();
     if let Ok(Err(e)) = pump.await {
@@ -100,9 +101,10 @@ async fn serve(
 async fn command_loop(
     context: &Arc<TcpContext>,
     session: &Arc<Session>,
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    mut reader: Inbound,
 ) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(128);
+    let mut negotiated = Negotiated::default();
     // The options in force, refreshed only when they change (PUT /config), not per command.
     let mut options_changes = context.options.watch();
     let mut options = options_changes.borrow_and_update().clone();
@@ -113,7 +115,7 @@ async fn command_loop(
         }
         let deadline = session.settings().heartbeat_interval.map(|i| i * 2);
         let read = async {
-            let mut limited = (&mut *reader).take(MAX_LINE);
+            let mut limited = (&mut reader).take(MAX_LINE);
             let read = limited.read_until(b'\n', &mut line);
             match deadline {
                 Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
@@ -147,11 +149,36 @@ async fn command_loop(
             broker: &context.broker,
             options: &options,
             session,
-            reader,
+            reader: &mut reader,
+            tls_available: context.tls.is_some(),
+            transport: negotiated,
         };
         match cmd::exec(&mut cx, &params).await {
-            Ok(Some(response)) => session.respond(&response).await?,
-            Ok(None) => {}
+            Ok(Reply::Response(response)) => session.respond(&response).await?,
+            Ok(Reply::Nothing) => {}
+            Ok(Reply::Upgrade {
+                response,
+                tls,
+                compression,
+            }) => {
+                reader = match upgrade::upgrade(
+                    context,
+                    session,
+                    reader,
+                    &mut negotiated,
+                    &response,
+                    tls,
+                    compression,
+                )
+                .await
+                {
+                    Ok(upgraded) => upgraded,
+                    Err(error) => {
+                        tracing::info!(%error, "transport upgrade failed; closing");
+                        return Ok(());
+                    }
+                };
+            }
             Err(error) => {
                 tracing::debug!(%error, "command failed");
                 session.send_error(&error.frame_data()).await?;

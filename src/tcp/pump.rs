@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::session::Session;
 use crate::broker::client_state;
 use crate::protocol::{FRAME_MESSAGE, HEARTBEAT};
+use crate::session::Session;
 
 /// Far enough away to mean "not armed" for a reusable timer.
 fn never() -> Instant {
@@ -154,7 +154,7 @@ fn keeps(sample_rate: u8, roll: u8) -> bool {
 
 impl Session {
     /// Takes the current settings into `settings`; says whether they changed.
-    fn session_settings_changed(&self, settings: &mut super::session::Settings) -> bool {
+    fn session_settings_changed(&self, settings: &mut crate::session::Settings) -> bool {
         let now = self.settings();
         let changed = now != *settings;
         *settings = now;

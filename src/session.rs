@@ -1,16 +1,17 @@
-//! One client connection's protocol state: its negotiated settings, its output buffer, its
-//! subscription, and the token that ends it.
+//! One V2 client connection's protocol state: its negotiated settings, its output buffer, its
+//! subscription, and the token that ends it. What the connection's bytes travel over is the
+//! [`crate::transport`]'s; nothing here knows TCP.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Channel, ClientInfo, Topic};
 use crate::protocol::{put_frame, FRAME_ERROR, FRAME_RESPONSE};
+use crate::transport::{Encoder, Sink};
 
 /// Settings a client negotiates with IDENTIFY.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,20 +29,42 @@ pub struct Settings {
 
 /// The buffered write side of a connection.
 pub struct Output {
-    stream: OwnedWriteHalf,
+    sink: Sink,
+    /// Compresses each flush once snappy or deflate is negotiated.
+    encoder: Option<Encoder>,
+    /// The compressed form of a flush (kept to reuse its allocation).
+    wire: Vec<u8>,
     buffer: Vec<u8>,
     limit: usize,
     deadline: Option<Duration>,
 }
 
 impl Output {
-    fn new(stream: OwnedWriteHalf) -> Self {
+    fn new(sink: Sink) -> Self {
         Output {
-            stream,
+            sink,
+            encoder: None,
+            wire: Vec::new(),
             buffer: Vec::with_capacity(16 * 1024),
             limit: 16 * 1024,
             deadline: None,
         }
+    }
+
+    /// Takes the write side out for an upgrade (writes fail until [`Output::set_sink`]).
+    /// Anything buffered stays buffered.
+    pub fn take_sink(&mut self) -> Sink {
+        std::mem::replace(&mut self.sink, Sink::Detached)
+    }
+
+    /// Puts the (upgraded) write side back.
+    pub fn set_sink(&mut self, sink: Sink) {
+        self.sink = sink;
+    }
+
+    /// Compresses every later flush with `encoder`. Call with the buffer flushed.
+    pub fn set_encoder(&mut self, encoder: Encoder) {
+        self.encoder = Some(encoder);
     }
 
     /// Adds a frame to the buffer, writing out if the buffer is full.
@@ -73,7 +96,15 @@ impl Output {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let write = self.stream.write_all(&self.buffer);
+        let bytes = match self.encoder.as_mut() {
+            Some(encoder) => {
+                self.wire.clear();
+                encoder.encode(&self.buffer, &mut self.wire)?;
+                &self.wire
+            }
+            None => &self.buffer,
+        };
+        let write = self.sink.write_all(bytes);
         match self.deadline {
             Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "client did not read in time")
@@ -87,7 +118,7 @@ impl Output {
     /// Shuts the write side.
     pub async fn shutdown(&mut self) {
         let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        let _ = self.sink.shutdown().await;
     }
 }
 
@@ -106,10 +137,10 @@ impl Session {
     pub fn new(
         info: Arc<ClientInfo>,
         settings: Settings,
-        stream: OwnedWriteHalf,
+        sink: Sink,
         exit: CancellationToken,
     ) -> Self {
-        let mut output = Output::new(stream);
+        let mut output = Output::new(sink);
         output.deadline = settings.heartbeat_interval;
         Session {
             info,
