@@ -111,6 +111,9 @@ fn latency(percentiles: &[f64], channels: &[std::sync::Arc<Channel>]) -> Value {
 /// A client as Go nsqd's `ClientStats` JSON.
 fn client_json(client: &ClientInfo) -> Value {
     let identity = client.identity();
+    let transport = client.transport();
+    let tls_up = transport.tls.is_some();
+    let tls = transport.tls.unwrap_or_default();
     let pub_counts: Vec<Value> = client
         .pub_counts()
         .into_iter()
@@ -129,14 +132,14 @@ fn client_json(client: &ClientInfo) -> Value {
         "requeue_count": client.requeue_count.load(Ordering::Relaxed),
         "connect_ts": client.connect_ts,
         "sample_rate": identity.sample_rate,
-        "deflate": false,
-        "snappy": false,
+        "deflate": transport.deflate,
+        "snappy": transport.snappy,
         "user_agent": identity.user_agent,
-        "tls": false,
-        "tls_cipher_suite": "",
-        "tls_version": "",
-        "tls_negotiated_protocol": "",
-        "tls_negotiated_protocol_is_mutual": false,
+        "tls": tls_up,
+        "tls_cipher_suite": tls.cipher_suite,
+        "tls_version": tls.version,
+        "tls_negotiated_protocol": tls.negotiated_protocol,
+        "tls_negotiated_protocol_is_mutual": tls.negotiated_protocol_is_mutual,
     });
     // Go omits these when empty.
     if !pub_counts.is_empty() {
