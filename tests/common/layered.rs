@@ -37,7 +37,7 @@ enum Writer {
     Plain(Shared),
     /// A new snappy stream per command when `restart_snappy` (pynsq writes a stream
     /// identifier per message).
-    Snappy(snap::write::FrameEncoder<Shared>),
+    Snappy(Box<snap::write::FrameEncoder<Shared>>),
     Deflate(flate2::write::DeflateEncoder<Shared>),
 }
 
@@ -99,7 +99,8 @@ impl Layered {
                 w.write_all(bytes)?;
                 w.flush()?;
                 if self.restart_snappy {
-                    self.writer = Writer::Snappy(snap::write::FrameEncoder::new(self.base.clone()));
+                    self.writer =
+                        Writer::Snappy(Box::new(snap::write::FrameEncoder::new(self.base.clone())));
                 }
                 Ok(())
             }
@@ -139,7 +140,7 @@ impl Layered {
         self.reader = Box::new(snap::read::FrameDecoder::new(
             prefix.chain(self.base.clone()),
         ));
-        self.writer = Writer::Snappy(snap::write::FrameEncoder::new(self.base.clone()));
+        self.writer = Writer::Snappy(Box::new(snap::write::FrameEncoder::new(self.base.clone())));
     }
 
     /// From now on reads and writes go through raw DEFLATE at `level`.
