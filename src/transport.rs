@@ -8,9 +8,9 @@
 //! new layer first (the start of a TLS handshake, or the first compressed command), never
 //! dropped.
 
-mod deflate;
+pub mod deflate;
 mod prefixed;
-mod snappy;
+pub mod snappy;
 
 use std::io;
 use std::pin::Pin;
