@@ -4,15 +4,23 @@
 //!
 //! The parts live beside it: `args` (the flags), `file_keys` (the options by their
 //! config-file names, set from the file and read by `GET /config/:opt`), `live` (the options
-//! while the broker runs). What nsqlookupd's options share with these is in
-//! [`crate::options`].
+//! while the broker runs), and groups of options with their own flags, keys and checks:
+//! `statsd`, `output_buffer` (the output-buffer timeouts IDENTIFY is held to), `go_compat`
+//! (Go's log prefix, deprecated flags and tuning knobs). What nsqlookupd's options share with
+//! these is in [`crate::options`].
 
 mod args;
 mod file_keys;
+mod go_compat;
 mod live;
+mod output_buffer;
+mod statsd;
 
 pub use args::NsqdArgs;
+pub use go_compat::{CompatArgs, CompatOptions};
 pub use live::{LiveOptions, LogLevelHook};
+pub use output_buffer::{OutputBufferArgs, OutputBufferOptions};
+pub use statsd::{StatsdArgs, StatsdOptions};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,6 +71,9 @@ pub struct NsqdOptions {
     pub e2e_processing_latency_percentiles: Vec<f64>,
     pub e2e_processing_latency_window_time: Duration,
     pub log_level: LogLevel,
+    pub output_buffer: OutputBufferOptions,
+    pub statsd: StatsdOptions,
+    pub compat: CompatOptions,
 }
 
 impl Default for NsqdOptions {
@@ -98,6 +109,9 @@ impl Default for NsqdOptions {
             e2e_processing_latency_percentiles: Vec::new(),
             e2e_processing_latency_window_time: Duration::from_secs(600),
             log_level: LogLevel::Info,
+            output_buffer: OutputBufferOptions::default(),
+            statsd: StatsdOptions::default(),
+            compat: CompatOptions::default(),
         }
     }
 }
@@ -197,6 +211,8 @@ impl NsqdOptions {
         if self.data_path.as_os_str().is_empty() {
             return fail("data-path", "must not be empty".into());
         }
+        self.output_buffer.validate()?;
+        self.statsd.validate()?;
         Ok(())
     }
 }

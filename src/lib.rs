@@ -13,6 +13,7 @@ pub mod durable_dir;
 pub mod guid;
 pub mod http;
 pub mod loader;
+pub mod log_prefix;
 pub mod lookup;
 pub mod lookup_wire;
 pub mod message;

@@ -10,6 +10,7 @@ use tracing_subscriber::reload;
 
 use rnsq::cli::{normalize_args, BenchCommand, Cli, Command, MetaCommand};
 use rnsq::config::{LiveOptions, NsqdArgs, NsqdOptions};
+use rnsq::log_prefix::PrefixedStderr;
 use rnsq::nsqd::Nsqd;
 use rnsq::nsqlookupd::{Nsqlookupd, NsqlookupdArgs, NsqlookupdOptions};
 use rnsq::options::LogLevel;
@@ -174,7 +175,7 @@ fn run_nsqd(args: &NsqdArgs) -> anyhow::Result<()> {
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(PrefixedStderr::new(options.compat.log_prefix.clone()))
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .try_init()
@@ -201,7 +202,7 @@ fn run_nsqlookupd(args: &NsqlookupdArgs) -> anyhow::Result<()> {
         .with(level_filter(options.log_level))
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(PrefixedStderr::new(options.log_prefix.clone()))
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .try_init()

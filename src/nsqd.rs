@@ -153,6 +153,9 @@ impl Nsqd {
     /// A [`StartError`] saying which step failed and why.
     pub async fn start(options: Arc<LiveOptions>) -> Result<Nsqd, StartError> {
         let opts: Arc<NsqdOptions> = options.get();
+        for note in opts.compat.no_effect() {
+            tracing::info!("{note}");
+        }
         let data_path = opts.data_path.clone();
         let lock = blocking({
             let data_path = data_path.clone();

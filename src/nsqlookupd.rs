@@ -83,6 +83,9 @@ impl Nsqlookupd {
     /// # Errors
     /// [`StartError::Listen`] when an address is invalid or cannot be bound.
     pub async fn start(options: NsqlookupdOptions) -> Result<Nsqlookupd, StartError> {
+        if options.verbose_given {
+            tracing::info!("--verbose is deprecated and has no effect (as in nsqlookupd 1.3.0); use --log-level");
+        }
         let tcp_listener = bind("TCP", &options.tcp_address).await?;
         let http_listener = bind("HTTP", &options.http_address).await?;
         let local = |what, listener: &TcpListener, address: &str| {

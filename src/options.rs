@@ -4,12 +4,13 @@
 //! Both resolve their options the same way, flag over file over default: start from the
 //! defaults, apply the TOML file ([`config_file`], its values read by [`value`]), then overwrite
 //! with each flag that was given ([`set_if_given`]), then validate. Every refusal on the way is
-//! a [`ConfigError`]. The parts: `duration` (Go durations), `log_level`, `address` (listen
+//! a [`ConfigError`]. The parts: `duration` (Go durations), `go_flag` (Go's flag spellings), `log_level`, `address` (listen
 //! addresses, `host:port` peers, this machine's host name).
 
 mod address;
 pub(crate) mod config_file;
 pub mod duration;
+pub mod go_flag;
 mod log_level;
 pub(crate) mod value;
 
@@ -30,8 +31,13 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("{path}: unknown key `{key}`")]
     UnknownKey { path: PathBuf, key: String },
-    #[error("{path}: key `{key}` is an nsqd option rnsq does not support yet")]
-    Unsupported { path: PathBuf, key: String },
+    #[error("{path}: key `{key}` is an {daemon} option rnsq does not support yet")]
+    Unsupported {
+        path: PathBuf,
+        key: String,
+        /// `nsqd` or `nsqlookupd`: whose option the key is.
+        daemon: &'static str,
+    },
     #[error("{origin} `{key}`: {message}")]
     BadValue {
         origin: &'static str,

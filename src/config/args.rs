@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::NsqdOptions;
+use super::{CompatArgs, NsqdOptions, OutputBufferArgs, StatsdArgs};
 use crate::options::{duration, set_if_given, LogLevel};
 
 /// nsqd's flags. Every one is optional here so that a flag that was not given leaves the
@@ -127,6 +127,12 @@ pub struct NsqdArgs {
     /// Log level: debug, info, warn, error, fatal [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+    #[command(flatten)]
+    pub output_buffer: OutputBufferArgs,
+    #[command(flatten)]
+    pub statsd: StatsdArgs,
+    #[command(flatten)]
+    pub compat: CompatArgs,
 }
 
 impl NsqdOptions {
@@ -173,5 +179,8 @@ impl NsqdOptions {
             &a.e2e_processing_latency_window_time,
         );
         set(&mut self.log_level, &a.log_level);
+        self.output_buffer.apply_flags(&a.output_buffer);
+        self.statsd.apply_flags(&a.statsd);
+        self.compat.apply_flags(&a.compat);
     }
 }

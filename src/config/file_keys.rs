@@ -18,28 +18,19 @@ const GO_ONLY_KEYS: &[&str] = &[
     "auth_http_addresses",
     "http_client_connect_timeout",
     "http_client_request_timeout",
-    "statsd_address",
-    "statsd_prefix",
-    "statsd_interval",
-    "statsd_mem_stats",
-    "statsd_udp_packet_size",
     "tls_cert",
     "tls_key",
     "tls_client_auth_policy",
     "tls_root_ca_file",
     "tls_required",
     "tls_min_version",
-    "min_output_buffer_timeout",
-    "output_buffer_timeout",
-    "log_prefix",
-    "verbose",
 ];
 
 impl NsqdOptions {
     /// Applies every key of the TOML file at `path`. On an error some keys may already be
     /// applied; [`NsqdOptions::resolve`] then discards the options.
     pub(super) fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        apply_config_file(path, GO_ONLY_KEYS, |key, value| {
+        apply_config_file(path, "nsqd", GO_ONLY_KEYS, |key, value| {
             self.set_by_cfg_name(key, value)
         })
     }
@@ -93,7 +84,12 @@ impl NsqdOptions {
                 self.e2e_processing_latency_window_time = go_duration(value)?
             }
             "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
-            _ => return Err(SetError::Unknown),
+            _ => {
+                return (self.output_buffer.set_by_cfg_name(key, value))
+                    .or_else(|| self.statsd.set_by_cfg_name(key, value))
+                    .or_else(|| self.compat.set_by_cfg_name(key, value))
+                    .unwrap_or(Err(SetError::Unknown))
+            }
         }
         Ok(())
     }
@@ -133,7 +129,11 @@ impl NsqdOptions {
             "e2e_processing_latency_percentiles" => json!(self.e2e_processing_latency_percentiles),
             "e2e_processing_latency_window_time" => ns(&self.e2e_processing_latency_window_time),
             "log_level" => json!(self.log_level as i64),
-            _ => return None,
+            _ => {
+                return (self.output_buffer.get_by_cfg_name(name))
+                    .or_else(|| self.statsd.get_by_cfg_name(name))
+                    .or_else(|| self.compat.get_by_cfg_name(name))
+            }
         })
     }
 }
@@ -169,6 +169,85 @@ mod tests {
                 ..Default::default()
             };
             let message = NsqdOptions::resolve(&args).unwrap_err().to_string();
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn go_compat_output_buffer_and_statsd_keys() {
+        let (_dir, path) = write(
+            "log_prefix = \"[x] \"\nverbose = true\nqueue_scan_worker_pool_max = 8\n\
+             queue_scan_selection_count = 40\noutput_buffer_timeout = \"100ms\"\n\
+             min_output_buffer_timeout = 10\nstatsd_address = \"127.0.0.1:8125\"\n\
+             statsd_prefix = \"app\"\nstatsd_interval = \"10s\"\nstatsd_mem_stats = false\n\
+             statsd_udp_packet_size = 1400\nstatsd_exclude_ephemeral = true\n",
+        );
+        let opts = NsqdOptions::resolve(&NsqdArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        let get = |name: &str| opts.get_by_cfg_name(name).unwrap();
+        use serde_json::json;
+        assert_eq!(get("log_prefix"), json!("[x] "));
+        assert_eq!(get("queue_scan_worker_pool_max"), json!(8));
+        assert_eq!(get("queue_scan_selection_count"), json!(40));
+        assert_eq!(get("output_buffer_timeout"), json!(100_000_000u64));
+        assert_eq!(get("min_output_buffer_timeout"), json!(10_000_000u64));
+        assert_eq!(get("statsd_address"), json!("127.0.0.1:8125"));
+        assert_eq!(get("statsd_prefix"), json!("app"));
+        assert_eq!(get("statsd_interval"), json!(10_000_000_000u64));
+        assert_eq!(get("statsd_mem_stats"), json!(false));
+        assert_eq!(get("statsd_udp_packet_size"), json!(1400));
+        assert_eq!(get("statsd_exclude_ephemeral"), json!(true));
+        // The TOML reader hands keys over in name order.
+        assert_eq!(
+            opts.compat.no_effect_given,
+            [
+                "queue-scan-selection-count",
+                "queue-scan-worker-pool-max",
+                "verbose"
+            ]
+        );
+
+        let defaults = NsqdOptions::default();
+        assert_eq!(
+            defaults.get_by_cfg_name("output_buffer_timeout"),
+            Some(json!(250_000_000u64))
+        );
+        assert_eq!(
+            defaults.get_by_cfg_name("statsd_prefix"),
+            Some(json!("nsq.%s"))
+        );
+        assert_eq!(
+            defaults.get_by_cfg_name("log_prefix"),
+            Some(json!("[nsqd] "))
+        );
+        assert!(defaults.compat.no_effect().is_empty());
+
+        for (text, expected) in [
+            (
+                "output_buffer_timeout = \"0s\"\n",
+                "`output_buffer_timeout`",
+            ),
+            ("statsd_udp_packet_size = 0\n", "`statsd_udp_packet_size`"),
+            ("statsd_interval = \"0s\"\n", "`statsd_interval`"),
+            ("statsd_address = \"nohost\"\n", "statsd-address"),
+            ("statsd_mem_stats = \"yes\"\n", "`statsd_mem_stats`"),
+            (
+                "queue_scan_selection_count = \"x\"\n",
+                "`queue_scan_selection_count`",
+            ),
+            ("verbose = 3\n", "`verbose`"),
+            ("log_prefix = 3\n", "`log_prefix`"),
+        ] {
+            let (_dir, path) = write(text);
+            let message = NsqdOptions::resolve(&NsqdArgs {
+                config: Some(path),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
             assert!(message.contains(expected), "{text:?}: {message}");
         }
     }

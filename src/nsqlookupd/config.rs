@@ -8,8 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::options::config_file::{apply_config_file, SetError};
-use crate::options::value::{go_duration, string};
-use crate::options::{self, duration, listen_address, set_if_given, ConfigError, LogLevel};
+use crate::options::value::{boolean, go_duration, string};
+use crate::options::{
+    self, duration, go_flag, listen_address, set_if_given, ConfigError, LogLevel,
+};
 
 /// nsqlookupd's resolved options.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,10 @@ pub struct NsqlookupdOptions {
     /// How long a tombstoned producer stays hidden from `/lookup`.
     pub tombstone_lifetime: Duration,
     pub log_level: LogLevel,
+    /// Put before every log line, as Go's logger prefix.
+    pub log_prefix: String,
+    /// `--verbose` (or the key) was given: deprecated, no effect, named once at start-up.
+    pub verbose_given: bool,
 }
 
 impl Default for NsqlookupdOptions {
@@ -34,6 +40,8 @@ impl Default for NsqlookupdOptions {
             inactive_producer_timeout: Duration::from_secs(300),
             tombstone_lifetime: Duration::from_secs(45),
             log_level: LogLevel::Info,
+            log_prefix: "[nsqlookupd] ".into(),
+            verbose_given: false,
         }
     }
 }
@@ -63,11 +71,18 @@ pub struct NsqlookupdArgs {
     /// Log level: debug, info, warn, error, fatal [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+    /// Text put before every log line [default: "[nsqlookupd] "]
+    #[arg(long, value_name = "TEXT")]
+    pub log_prefix: Option<String>,
+    /// Deprecated in nsqlookupd, no effect: use --log-level
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = go_flag::parse_bool)]
+    pub verbose: Option<bool>,
 }
 
 /// Keys of Go nsqlookupd's config file that rnsq does not implement: refused with their own
-/// message, so an operator knows the key is right but the feature is missing.
-const GO_ONLY_KEYS: &[&str] = &["log_prefix", "verbose"];
+/// message, so an operator knows the key is right but the feature is missing. (None left.)
+const GO_ONLY_KEYS: &[&str] = &[];
 
 impl NsqlookupdOptions {
     /// Defaults, then `args.config`'s file, then the flags given in `args`; then validation.
@@ -95,10 +110,12 @@ impl NsqlookupdOptions {
         );
         set(&mut self.tombstone_lifetime, &a.tombstone_lifetime);
         set(&mut self.log_level, &a.log_level);
+        set(&mut self.log_prefix, &a.log_prefix);
+        self.verbose_given |= a.verbose.is_some();
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        apply_config_file(path, GO_ONLY_KEYS, |key, value| {
+        apply_config_file(path, "nsqlookupd", GO_ONLY_KEYS, |key, value| {
             self.set_by_cfg_name(key, value)
         })
     }
@@ -112,6 +129,9 @@ impl NsqlookupdOptions {
             "inactive_producer_timeout" => self.inactive_producer_timeout = go_duration(value)?,
             "tombstone_lifetime" => self.tombstone_lifetime = go_duration(value)?,
             "log_level" => self.log_level = string(value)?.parse().map_err(SetError::Bad)?,
+            "log_prefix" => self.log_prefix = string(value)?,
+            // No config key of Go 1.3.0 (which ignores unknown keys), but older files carry it.
+            "verbose" => self.verbose_given = boolean(value).map(|_| true)?,
             _ => return Err(SetError::Unknown),
         }
         Ok(())
@@ -175,6 +195,28 @@ mod tests {
         assert_eq!(opts.inactive_producer_timeout, Duration::from_secs(60));
         assert_eq!(opts.tombstone_lifetime, Duration::from_secs(2));
         assert_eq!(opts.log_level, LogLevel::Warn);
+        assert_eq!(opts.log_prefix, "[nsqlookupd] ");
+        assert!(!opts.verbose_given);
+    }
+
+    #[test]
+    fn log_prefix_and_verbose_from_file_and_flags() {
+        let (_dir, path) = write("log_prefix = \"[lk] \"\nverbose = true\n");
+        let opts = NsqlookupdOptions::resolve(&NsqlookupdArgs {
+            config: Some(path),
+            ..NsqlookupdArgs::default()
+        })
+        .unwrap();
+        assert_eq!(opts.log_prefix, "[lk] ");
+        assert!(opts.verbose_given);
+        let opts = NsqlookupdOptions::resolve(&NsqlookupdArgs {
+            log_prefix: Some(String::new()),
+            verbose: Some(false),
+            ..NsqlookupdArgs::default()
+        })
+        .unwrap();
+        assert_eq!(opts.log_prefix, "");
+        assert!(opts.verbose_given);
     }
 
     #[test]
@@ -189,7 +231,8 @@ mod tests {
             .to_string()
         };
         assert!(resolve("data_path = \"x\"").contains("unknown key `data_path`"));
-        assert!(resolve("log_prefix = \"x\"").contains("`log_prefix`"));
+        assert!(resolve("log_prefix = 1").contains("`log_prefix`"));
+        assert!(resolve("verbose = \"x\"").contains("`verbose`"));
         assert!(resolve("tombstone_lifetime = \"soon\"").contains("tombstone_lifetime"));
         assert!(resolve("tcp_address = 4160").contains("tcp_address"));
         assert!(resolve("tcp_address = \"nonsense\"").contains("tcp-address"));

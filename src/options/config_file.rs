@@ -15,9 +15,11 @@ pub(crate) enum SetError {
 }
 
 /// Reads the TOML file at `path` and hands each key to `set`. A key `set` does not know is
-/// refused as unknown, or as not supported yet when it is one of `go_only_keys`.
+/// refused as unknown, or as an option of `daemon` (`nsqd`, `nsqlookupd`) not supported yet
+/// when it is one of `go_only_keys`.
 pub(crate) fn apply_config_file(
     path: &Path,
+    daemon: &'static str,
     go_only_keys: &[&str],
     mut set: impl FnMut(&str, &toml::Value) -> Result<(), SetError>,
 ) -> Result<(), ConfigError> {
@@ -36,6 +38,7 @@ pub(crate) fn apply_config_file(
             SetError::Unknown if go_only_keys.contains(&key.as_str()) => ConfigError::Unsupported {
                 path: path.into(),
                 key: key.clone(),
+                daemon,
             },
             SetError::Unknown => ConfigError::UnknownKey {
                 path: path.into(),
@@ -63,7 +66,7 @@ mod tests {
         let path = dir.path().join("d.cfg");
         std::fs::write(&path, text).unwrap();
         let mut known = None;
-        apply_config_file(&path, &["go_only"], |key, value| match key {
+        apply_config_file(&path, "nsqlookupd", &["go_only"], |key, value| match key {
             "known" => {
                 known = Some(int(value)?);
                 Ok(())
@@ -81,7 +84,7 @@ mod tests {
         assert_eq!(read("other = 1\n"), Err("FILE: unknown key `other`".into()));
         assert_eq!(
             read("go_only = 1\n"),
-            Err("FILE: key `go_only` is an nsqd option rnsq does not support yet".into())
+            Err("FILE: key `go_only` is an nsqlookupd option rnsq does not support yet".into())
         );
         assert_eq!(
             read("known = \"x\"\n"),
@@ -96,7 +99,7 @@ mod tests {
     fn an_unreadable_file_is_refused_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.cfg");
-        let error = apply_config_file(&path, &[], |_, _| Ok(())).unwrap_err();
+        let error = apply_config_file(&path, "nsqd", &[], |_, _| Ok(())).unwrap_err();
         assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
         assert!(error
             .to_string()
