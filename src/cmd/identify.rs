@@ -92,7 +92,9 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientErr
     let mut timeout = match data.output_buffer_timeout.unwrap_or(0) {
         -1 => None,
         0 => settings.output_buffer_timeout,
-        ms if (25..=max_ms(opts.max_output_buffer_timeout)).contains(&ms) => {
+        ms if (max_ms(opts.output_buffer.min_timeout)..=max_ms(opts.max_output_buffer_timeout))
+            .contains(&ms) =>
+        {
             Some(Duration::from_millis(ms as u64))
         }
         ms => return Err(invalid("output buffer timeout", ms)),

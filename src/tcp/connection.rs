@@ -57,10 +57,12 @@ async fn serve(
     }
 
     let opts = context.options.get();
+    // Go's client defaults: heartbeats at half its fixed 60 s client timeout, a 16 KiB
+    // buffer, and the buffer timeout of `--output-buffer-timeout`.
     let settings = Settings {
         heartbeat_interval: Some(Duration::from_secs(30)),
         output_buffer_size: 16 * 1024,
-        output_buffer_timeout: Some(Duration::from_millis(250)),
+        output_buffer_timeout: Some(opts.output_buffer.timeout),
         msg_timeout: opts.msg_timeout,
         sample_rate: 0,
     };
