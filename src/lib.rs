@@ -28,6 +28,7 @@ pub mod options;
 pub mod protocol;
 pub mod queue;
 pub mod session;
+pub mod statsd;
 pub mod tcp;
 pub mod tls;
 pub mod transport;

@@ -11,8 +11,9 @@
 //!    (persisted and applied, or failed), including any whose caller hung up;
 //! 3. each TCP connection finishes the command it is running, then closes; its in-flight
 //!    messages go back to their channel's queue; HTTP requests in progress finish;
-//! 4. the lookup loop closes its lookupd connections; the `nsqd.dat` keeper writes the file a
-//!    last time (every change is in it: none runs any more) and stops;
+//! 4. the lookup loop closes its lookupd connections; the statsd push (when configured) sends
+//!    what it was sending and stops; the `nsqd.dat` keeper writes the file a last time (every
+//!    change is in it: none runs any more) and stops;
 //! 5. every topic log is fsynced and every channel's cursor saved exactly (queued, in-flight
 //!    and deferred messages, deferred ones with their due time), then every topic flusher and
 //!    channel timer stops;
@@ -40,6 +41,7 @@ use crate::meta_store::{self, MetaStore, OpenError, StoreError};
 use crate::nsqd_dat::{self, DatError};
 use crate::options;
 use crate::queue::LogSettings;
+use crate::statsd;
 use crate::tcp::{self, TcpContext};
 
 /// Why the daemon could not start. Nothing it had started is left running.
@@ -239,6 +241,14 @@ impl Nsqd {
             usize::try_from(opts.max_body_size).unwrap_or(usize::MAX),
         );
         broker.set_channel_source(Arc::new(LookupChannelSource::new(lookup_context.clone())));
+        if let Some(config) = statsd::StatsdConfig::from_options(
+            &opts.statsd,
+            &opts.broadcast_address,
+            nonzero_or(opts.broadcast_http_port, http_address.port()),
+        ) {
+            tracing::info!(address = %config.address, prefix = %config.prefix, "pushing stats to statsd");
+            tasks.spawn(statsd::run(broker.clone(), config, shutdown.clone()));
+        }
         tasks.spawn(lookup::run(
             lookup_context,
             state.options.clone(),
