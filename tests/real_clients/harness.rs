@@ -3,7 +3,7 @@
 //! connections open until released, the message bodies, and the `/stats` check of what the
 //! server says each connection negotiated.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -503,13 +503,13 @@ fn assert_client(role: &str, client: &Value, expect: Expect) {
     let field = |name: &str| client.get(name).cloned().unwrap_or(Value::Null);
     let flag = |name: &str| field(name).as_bool().unwrap_or(false);
     let text = |name: &str| field(name).as_str().unwrap_or("").to_string();
-    let got = HashMap::from([
+    let got = BTreeMap::from([
         ("tls", flag("tls")),
         ("snappy", flag("snappy")),
         ("deflate", flag("deflate")),
         ("authed", flag("authed")),
     ]);
-    let want = HashMap::from([
+    let want = BTreeMap::from([
         ("tls", expect.tls),
         ("snappy", expect.snappy),
         ("deflate", expect.deflate),
