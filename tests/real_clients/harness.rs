@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
 
-use crate::common::{eventually, eventually_blocking, rnsq_bin, stats, DEADLINE};
+use crate::common::{eventually_blocking, rnsq_bin, stats, DEADLINE};
 
 /// Another nsqd binary to run every case against instead of the built rnsq (e.g. Go's nsqd
 /// 1.3.0); it is started as `$RNSQ_CLIENTS_NSQD <flags>`, its addresses read from its log.
@@ -460,30 +460,33 @@ pub struct Expect {
 /// compression and quietly went on without it) fails here.
 pub async fn assert_negotiated(nsqd: &NsqdProcess, topic: &str, channel: &str, expect: Expect) {
     let base = nsqd.base();
-    let (producers, consumers) = eventually(
-        &format!("/stats to show the producer of {topic} and the consumer on {topic}/{channel}"),
-        || {
-            let base = base.clone();
-            async move {
-                let stats = stats(&base).await;
-                let producers: Vec<Value> = stats["producers"]
-                    .as_array()?
-                    .iter()
-                    .filter(|p| {
-                        p["pub_counts"]
-                            .as_array()
-                            .is_some_and(|c| c.iter().any(|c| c["topic"] == topic))
-                    })
-                    .cloned()
-                    .collect();
-                let consumers =
-                    crate::common::find_channel(&stats, topic, channel)?["clients"].as_array()?;
-                (!producers.is_empty() && !consumers.is_empty())
-                    .then(|| (producers, consumers.clone()))
-            }
-        },
-    )
-    .await;
+    let started = Instant::now();
+    let (producers, consumers) = loop {
+        let stats = stats(&base).await;
+        let producers: Vec<Value> = stats["producers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                p["pub_counts"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["topic"] == topic))
+            })
+            .cloned()
+            .collect();
+        let consumers: Vec<Value> = crate::common::find_channel(&stats, topic, channel)
+            .and_then(|c| c["clients"].as_array().cloned())
+            .unwrap_or_default();
+        if !producers.is_empty() && !consumers.is_empty() {
+            break (producers, consumers);
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting for /stats to show the producer of {topic} and the consumer on \
+             {topic}/{channel}; the last /stats:\n{stats:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(
         producers.len(),
         1,
@@ -549,7 +552,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Decodes [`hex`]'s output; panics on anything else.
 pub fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "odd-length hex: {text:?}");
+    assert!(text.len().is_multiple_of(2), "odd-length hex: {text:?}");
     (0..text.len())
         .step_by(2)
         .map(|i| {
