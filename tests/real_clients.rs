@@ -26,8 +26,8 @@ use std::sync::Arc;
 use auth_server::AuthServer;
 use common::DEADLINE;
 use harness::{
-    assert_negotiated, assert_same_bodies, bodies, compressible_bodies, run_script, ClientOptions,
-    Expect, NsqdProcess, Script, Target, TOKIO_NSQ_FLUSH,
+    assert_negotiated, assert_same_bodies, bodies, compressible_bodies, run_script,
+    run_script_refused, ClientOptions, Expect, NsqdProcess, Script, Target, TOKIO_NSQ_FLUSH,
 };
 use test_certs::TestCerts;
 use tokio_nsq::{
@@ -345,6 +345,39 @@ async fn pynsq_tls_with_a_verified_client_certificate() {
         ..TLS
     };
     script_case(Script::Pynsq, "py_tls_client_cert", server, client, expect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynsq_tls_with_a_self_signed_client_certificate_is_refused() {
+    // The case above passes against a server that ignores its client policy; this one does not.
+    let case = Case::start(Server {
+        require_verified_client: true,
+        ..Server::default()
+    })
+    .await;
+    let options = ClientOptions {
+        cert: Some((
+            case.certs.self_signed_cert.clone(),
+            case.certs.self_signed_key.clone(),
+        )),
+        ..tls_with_ca(&case.certs)
+    };
+    let target = Target {
+        nsqd: &case.nsqd,
+        dir: case.dir.path(),
+        topic: "py_tls_self_signed",
+        channel: "real_client",
+    };
+    let error = run_script_refused(Script::Pynsq, &target, &bodies(), &options).await;
+    assert!(
+        error.contains("TLS") || error.contains("SSL") || error.contains("closed"),
+        "pynsq's error names the failed TLS upgrade: {error}"
+    );
+    let stats = common::stats(&case.nsqd.base()).await;
+    assert!(
+        common::find_topic(&stats, "py_tls_self_signed").is_none(),
+        "nothing was published or subscribed without a verified certificate: {stats:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -345,6 +345,67 @@ pub async fn run_script(
     bodies: &[Vec<u8>],
     options: &ClientOptions,
 ) -> Holding {
+    let mut holding = spawn_script(script, target, bodies, options).await;
+    let line = holding.next_event(target.nsqd).await;
+    if line["event"] != "holding" {
+        holding.fail(
+            target.nsqd,
+            &format!("expected a holding event, got {line}"),
+        );
+    }
+    holding.received = line["received"]
+        .as_array()
+        .expect("received is an array")
+        .iter()
+        .map(|b| unhex(b.as_str().expect("received holds strings")))
+        .collect();
+    holding
+}
+
+/// Runs `script` like [`run_script`] where the server must refuse it: returns the error the
+/// script reported, after it exited unsuccessfully. Panics if it got as far as holding, or
+/// took longer than the deadline.
+pub async fn run_script_refused(
+    script: Script,
+    target: &Target<'_>,
+    bodies: &[Vec<u8>],
+    options: &ClientOptions,
+) -> String {
+    let mut running = spawn_script(script, target, bodies, options).await;
+    let line = match tokio::time::timeout(DEADLINE, running.stdout.next_line()).await {
+        Ok(Ok(Some(line))) => line,
+        other => running.fail(
+            target.nsqd,
+            &format!("expected an error event, got {other:?}"),
+        ),
+    };
+    let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+    if value["event"] != "error" {
+        running.fail(
+            target.nsqd,
+            &format!("the server did not refuse it: {line}"),
+        );
+    }
+    let status = tokio::time::timeout(DEADLINE, running.child.wait())
+        .await
+        .unwrap_or_else(|_| running.fail(target.nsqd, "it did not exit after its error"))
+        .expect("wait for the script");
+    assert!(
+        !status.success(),
+        "{}: exit {status} after an error",
+        running.what
+    );
+    value["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// Starts `script` with its arguments, stdin and stdout piped, stderr to a file in the case's
+/// directory; checks nothing of its output.
+async fn spawn_script(
+    script: Script,
+    target: &Target<'_>,
+    bodies: &[Vec<u8>],
+    options: &ClientOptions,
+) -> Holding {
     let clients = manifest_dir().join("tests/clients");
     let mut command = match script {
         Script::Nsqjs => nsqjs_command(&clients.join("js")).await,
@@ -369,28 +430,14 @@ pub async fn run_script(
         .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut holding = Holding {
+    Holding {
         received: Vec::new(),
         child,
         stdin,
         stdout,
         stderr,
         what,
-    };
-    let line = holding.next_event(target.nsqd).await;
-    if line["event"] != "holding" {
-        holding.fail(
-            target.nsqd,
-            &format!("expected a holding event, got {line}"),
-        );
     }
-    holding.received = line["received"]
-        .as_array()
-        .expect("received is an array")
-        .iter()
-        .map(|b| unhex(b.as_str().expect("received holds strings")))
-        .collect();
-    holding
 }
 
 impl Holding {

@@ -1,5 +1,6 @@
 //! A throw-away PKI written to a directory at test time: a CA, a server certificate for
-//! `localhost` and `127.0.0.1`, and a CA-signed client certificate, all PEM files. Kept local to
+//! `localhost` and `127.0.0.1`, a CA-signed client certificate and a self-signed one, all PEM
+//! files. Kept local to
 //! this test so it is easy to replace with a shared `tests/common/certs.rs`.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ pub struct TestCerts {
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// Signed by nobody the server trusts (same common name as the CA-signed one).
+    pub self_signed_cert: PathBuf,
+    pub self_signed_key: PathBuf,
 }
 
 impl TestCerts {
@@ -66,6 +70,16 @@ impl TestCerts {
             ExtendedKeyUsagePurpose::ClientAuth,
         );
 
+        let self_signed_key = KeyPair::generate().expect("self-signed key");
+        let mut self_signed = CertificateParams::new(Vec::<String>::new()).expect("params");
+        self_signed
+            .distinguished_name
+            .push(DnType::CommonName, CLIENT_COMMON_NAME);
+        self_signed.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let self_signed = self_signed
+            .self_signed(&self_signed_key)
+            .expect("self-signed certificate");
+
         let put = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("write a PEM file");
@@ -77,6 +91,8 @@ impl TestCerts {
             server_key: put("server.key", &server_key_pem),
             client_cert: put("client.pem", &client_pem),
             client_key: put("client.key", &client_key_pem),
+            self_signed_cert: put("self-signed.pem", &self_signed.pem()),
+            self_signed_key: put("self-signed.key", &self_signed_key.serialize_pem()),
         }
     }
 }
