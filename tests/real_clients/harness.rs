@@ -16,7 +16,8 @@ use tokio::process::{ChildStdin, ChildStdout};
 use crate::common::{eventually_blocking, rnsq_bin, stats, DEADLINE};
 
 /// Another nsqd binary to run every case against instead of the built rnsq (e.g. Go's nsqd
-/// 1.3.0); it is started as `$RNSQ_CLIENTS_NSQD <flags>`, its addresses read from its log.
+/// 1.3.0, or another rnsq build); it is started as `$RNSQ_CLIENTS_NSQD <flags>`, its addresses
+/// read from rnsq's lock file in the data directory or else from Go's log.
 pub const NSQD_ENV: &str = "RNSQ_CLIENTS_NSQD";
 /// Extra nsqd flags (split on whitespace) appended to every case's, e.g. `--snappy=false` to see
 /// a case fail when the server does not offer what the client asked for.
@@ -87,16 +88,17 @@ impl NsqdProcess {
                     nsqd.log_text()
                 );
             }
-            if other.is_some() {
-                let text = nsqd.log_text();
-                Some((
-                    logged_address(&text, "TCP: listening on ")?,
-                    logged_address(&text, "HTTP: listening on ")?,
-                ))
-            } else {
-                let holder = rnsq::data_lock::read_holder(&data).filter(|h| h.pid == pid)?;
-                Some((holder.tcp_address?, holder.http_address?))
+            // rnsq (also another build of it in RNSQ_CLIENTS_NSQD) records its addresses
+            // in the data directory; Go's nsqd only logs them.
+            let holder = rnsq::data_lock::read_holder(&data).filter(|h| h.pid == pid);
+            if let Some(holder) = holder {
+                return Some((holder.tcp_address?, holder.http_address?));
             }
+            let text = nsqd.log_text();
+            Some((
+                logged_address(&text, "TCP: listening on ")?,
+                logged_address(&text, "HTTP: listening on ")?,
+            ))
         });
         nsqd.tcp = tcp;
         nsqd.http = http;
