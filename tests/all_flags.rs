@@ -86,8 +86,8 @@ const OTHER_BRANCH_FLAGS: &[&str] = &[
     // "--tls-root-ca-file=<ca.pem>",
     // "--tls-required=tcp-https",
     // "--tls-min-version=tls1.2",
-    // "--deflate=true",
-    // "--snappy=true",
+    "--deflate=true",
+    "--snappy",
 ];
 
 /// Their config keys, likewise (lines of TOML).
@@ -102,8 +102,8 @@ const OTHER_BRANCH_KEYS: &[&str] = &[
     // "tls_root_ca_file = \"<ca.pem>\"",
     // "tls_required = \"tcp-https\"",
     // "tls_min_version = \"tls1.2\"",
-    // "deflate = true",
-    // "snappy = true",
+    "deflate = true",
+    "snappy = true",
 ];
 
 /// The names of [`OTHER_BRANCH_FLAGS`], left out of the `--help` check while that list is

@@ -75,7 +75,8 @@ pub struct NsqdArgs {
         value_name = "BOOL",
         num_args = 0..=1,
         require_equals = true,
-        default_missing_value = "true"
+        default_missing_value = "true",
+        value_parser = crate::options::go_flag::parse_bool
     )]
     pub snappy: Option<bool>,
     /// Enable deflate feature negotiation (client compression) [default: true]
@@ -84,7 +85,8 @@ pub struct NsqdArgs {
         value_name = "BOOL",
         num_args = 0..=1,
         require_equals = true,
-        default_missing_value = "true"
+        default_missing_value = "true",
+        value_parser = crate::options::go_flag::parse_bool
     )]
     pub deflate: Option<bool>,
     /// Default time to wait before auto-requeuing a message [default: 1m0s]
