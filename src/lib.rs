@@ -2,6 +2,7 @@
 //! sled. See README.md for how to run it.
 
 pub mod accept;
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod cli;
