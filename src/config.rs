@@ -10,6 +10,7 @@
 //! these is in [`crate::options`].
 
 mod args;
+mod auth_options;
 mod file_keys;
 mod go_compat;
 mod live;
@@ -18,6 +19,7 @@ mod statsd;
 
 pub use args::NsqdArgs;
 pub use go_compat::{CompatArgs, CompatOptions};
+pub use auth_options::{AuthArgs, AuthOptions};
 pub use live::{LiveOptions, LogLevelHook};
 pub use output_buffer::{OutputBufferArgs, OutputBufferOptions};
 pub use statsd::{StatsdArgs, StatsdOptions};
@@ -74,6 +76,8 @@ pub struct NsqdOptions {
     pub output_buffer: OutputBufferOptions,
     pub statsd: StatsdOptions,
     pub compat: CompatOptions,
+    /// AUTH: the auth servers and the HTTP client's timeouts.
+    pub auth: AuthOptions,
 }
 
 impl Default for NsqdOptions {
@@ -112,6 +116,7 @@ impl Default for NsqdOptions {
             output_buffer: OutputBufferOptions::default(),
             statsd: StatsdOptions::default(),
             compat: CompatOptions::default(),
+            auth: AuthOptions::default(),
         }
     }
 }
@@ -213,6 +218,7 @@ impl NsqdOptions {
         }
         self.output_buffer.validate()?;
         self.statsd.validate()?;
+        self.auth.validate()?;
         Ok(())
     }
 }

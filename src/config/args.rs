@@ -135,6 +135,8 @@ pub struct NsqdArgs {
     pub statsd: StatsdArgs,
     #[command(flatten)]
     pub compat: CompatArgs,
+    #[command(flatten)]
+    pub auth: super::AuthArgs,
 }
 
 impl NsqdOptions {
@@ -184,5 +186,6 @@ impl NsqdOptions {
         self.output_buffer.apply_flags(&a.output_buffer);
         self.statsd.apply_flags(&a.statsd);
         self.compat.apply_flags(&a.compat);
+        self.auth.apply_flags(&a.auth);
     }
 }

@@ -15,9 +15,6 @@ use crate::options::ConfigError;
 /// message, so an operator knows the key is right but the feature is missing.
 const GO_ONLY_KEYS: &[&str] = &[
     "https_address",
-    "auth_http_addresses",
-    "http_client_connect_timeout",
-    "http_client_request_timeout",
     "tls_cert",
     "tls_key",
     "tls_client_auth_policy",
@@ -37,6 +34,9 @@ impl NsqdOptions {
 
     /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.
     fn set_by_cfg_name(&mut self, key: &str, value: &toml::Value) -> Result<(), SetError> {
+        if let Some(result) = self.auth.set_by_cfg_name(key, value) {
+            return result;
+        }
         match key {
             "data_path" => self.data_path = PathBuf::from(string(value)?),
             "tcp_address" => self.tcp_address = string(value)?,
@@ -98,6 +98,9 @@ impl NsqdOptions {
     /// answers it: durations in nanoseconds, the log level as Go's number.
     pub fn get_by_cfg_name(&self, name: &str) -> Option<serde_json::Value> {
         use serde_json::json;
+        if let Some(value) = self.auth.get_by_cfg_name(name) {
+            return Some(value);
+        }
         let ns = |d: &Duration| json!(d.as_nanos() as u64);
         Some(match name {
             "data_path" => json!(self.data_path.display().to_string()),
