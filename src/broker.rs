@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use channel::{Channel, FlightError};
-pub use client::{state as client_state, ClientInfo, Identity, TlsInfo, TransportInfo};
+pub use client::{state as client_state, AuthInfo, ClientInfo, Identity, TlsInfo, TransportInfo};
 pub use event::ChangeEvent;
 pub use topic::Topic;
 

@@ -38,6 +38,8 @@ pub struct Cx<'a> {
     pub tls_available: bool,
     /// What the transport has negotiated so far.
     pub transport: Negotiated,
+    /// The auth servers' client; `None`: AUTH is disabled.
+    pub auth: Option<&'a crate::auth::AuthClient>,
 }
 
 /// The connection's transport upgrades so far (IDENTIFY grants each at most once).

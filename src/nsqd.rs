@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::AuthClient;
 use crate::broker::{Broker, BrokerConfig};
 use crate::config::{LiveOptions, NsqdOptions};
 use crate::data_lock::{DataLock, Holder, LockError};
@@ -65,6 +66,8 @@ pub enum StartError {
     },
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::ClientBuildError),
 }
 
 /// A running daemon.
@@ -84,6 +87,28 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StartError::Task(e.to_string()))
+}
+
+/// The auth servers' client when `--auth-http-address` is given (built off the async threads:
+/// it reads the root certificates).
+async fn auth_client(opts: &NsqdOptions) -> Result<Option<Arc<AuthClient>>, StartError> {
+    let auth = opts.auth.clone();
+    if auth.http_addresses.is_empty() {
+        return Ok(None);
+    }
+    // --tls-root-ca-file arrives with the TLS options; until then https auth servers are
+    // checked against the system's roots. Wire it here: `opts.tls.root_ca_file.as_deref()`.
+    let root_ca: Option<std::path::PathBuf> = None;
+    let client = blocking(move || {
+        AuthClient::new(
+            &auth.http_addresses,
+            auth.http_client_connect_timeout,
+            auth.http_client_request_timeout,
+            root_ca.as_deref(),
+        )
+    })
+    .await??;
+    Ok(Some(Arc::new(client)))
 }
 
 async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartError> {
@@ -159,6 +184,7 @@ impl Nsqd {
             tracing::info!("{note}");
         }
         let data_path = opts.data_path.clone();
+        let auth = auth_client(&opts).await?;
         let lock = blocking({
             let data_path = data_path.clone();
             move || DataLock::acquire(&data_path)
@@ -254,7 +280,8 @@ impl Nsqd {
             state.options.clone(),
             shutdown.clone(),
         ));
-        let tcp_context = Arc::new(TcpContext::new(broker.clone(), state.options.clone()));
+        let tcp_context =
+            Arc::new(TcpContext::new(broker.clone(), state.options.clone()).with_auth(auth));
         tasks.spawn(tcp::serve(tcp_listener, tcp_context, shutdown.clone()));
         tasks.spawn(dat_keeper::run(
             broker.clone(),

@@ -131,6 +131,8 @@ pub struct Session {
     /// Notified when settings or the subscription change, so the pump looks again.
     pub changed: Notify,
     pub exit: CancellationToken,
+    /// AUTH's secret and grant; locked only by the command task (across an auth query).
+    pub auth: tokio::sync::Mutex<crate::auth::ConnAuth>,
 }
 
 impl Session {
@@ -149,6 +151,7 @@ impl Session {
             subscription: OnceLock::new(),
             changed: Notify::new(),
             exit,
+            auth: Default::default(),
         }
     }
 

@@ -20,6 +20,8 @@ pub struct TcpContext {
     pub options: Arc<LiveOptions>,
     /// The TLS server configuration, when the broker has a certificate.
     pub tls: Option<Arc<crate::tls::TlsServer>>,
+    /// The auth servers' client; `None`: AUTH is disabled.
+    pub auth: Option<Arc<crate::auth::AuthClient>>,
     client_ids: AtomicU64,
 }
 
@@ -29,8 +31,15 @@ impl TcpContext {
             broker,
             options,
             tls: None,
+            auth: None,
             client_ids: AtomicU64::new(0),
         }
+    }
+
+    /// Enables AUTH against `auth`'s servers (`None`: disabled).
+    pub fn with_auth(mut self, auth: Option<Arc<crate::auth::AuthClient>>) -> Self {
+        self.auth = auth;
+        self
     }
 }
 

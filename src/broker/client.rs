@@ -71,6 +71,16 @@ pub struct TlsInfo {
     pub client_serial: String,
 }
 
+/// What AUTH granted a connection, as `/stats` reports it (Go's `authed`, `auth_identity`,
+/// `auth_identity_url`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// Holds a grant with at least one authorization.
+    pub authed: bool,
+    pub identity: String,
+    pub identity_url: String,
+}
+
 /// One connected client.
 #[derive(Debug)]
 pub struct ClientInfo {
@@ -80,6 +90,7 @@ pub struct ClientInfo {
     pub connect_ts: i64,
     identity: Mutex<Identity>,
     transport: Mutex<TransportInfo>,
+    auth: Mutex<AuthInfo>,
     pub state: AtomicU8,
     pub ready_count: AtomicI64,
     pub in_flight_count: AtomicI64,
@@ -100,6 +111,7 @@ impl ClientInfo {
             connect_ts: crate::message::now_ns() / 1_000_000_000,
             identity: Mutex::new(identity),
             transport: Mutex::new(TransportInfo::default()),
+            auth: Mutex::new(AuthInfo::default()),
             state: AtomicU8::new(state::INIT),
             ready_count: AtomicI64::new(0),
             in_flight_count: AtomicI64::new(0),
@@ -135,6 +147,16 @@ impl ClientInfo {
     /// Records an upgrade of the transport (TLS, snappy or deflate).
     pub fn set_transport(&self, transport: TransportInfo) {
         *self.transport.lock().unwrap_or_else(|p| p.into_inner()) = transport;
+    }
+
+    /// A copy of what AUTH granted.
+    pub fn auth(&self) -> AuthInfo {
+        self.auth.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records what AUTH (or its renewal after the TTL) granted.
+    pub fn set_auth(&self, auth: AuthInfo) {
+        *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = auth;
     }
 
     /// Counts `count` messages published to `topic`.

@@ -27,6 +27,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
         ));
     }
     let body = read_message_body(cx, "DPUB").await?;
+    super::auth::check(cx, "DPUB", topic, "").await?;
     let mut message = Message::new(cx.broker.next_id(), body);
     // Bounded by max-req-timeout above; a limit beyond u32 milliseconds (49 days) saturates.
     message.deferred_ms = u32::try_from(delay_ms).unwrap_or(u32::MAX);

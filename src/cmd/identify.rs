@@ -179,7 +179,7 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientErr
         "max_deflate_level": opts.max_deflate_level,
         "snappy": snappy,
         "sample_rate": settings.sample_rate,
-        "auth_required": false,
+        "auth_required": cx.auth.is_some(),
         "output_buffer_size": settings.output_buffer_size,
         "output_buffer_timeout": settings.output_buffer_timeout.map_or(0, |d| d.as_millis() as i64),
     });

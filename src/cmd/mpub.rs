@@ -19,6 +19,8 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
         }
         e
     })?;
+    // Go checks before reading the body.
+    super::auth::check(cx, "MPUB", topic, "").await?;
     let size = read_size(cx.reader)
         .await
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "MPUB failed to read body size"))?;

@@ -91,6 +91,7 @@ pub(super) async fn publish(
 pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     let topic = topic_param("PUB", params, 2)?;
     let body = read_message_body(cx, "PUB").await?;
+    super::auth::check(cx, "PUB", topic, "").await?;
     let message = Message::new(cx.broker.next_id(), body);
     publish(cx, topic, vec![message], "E_PUB_FAILED", "PUB").await
 }

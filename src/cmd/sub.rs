@@ -45,6 +45,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
                 format!("SUB channel name {} is not valid", go_quote(params[2])),
             )
         })?;
+    super::auth::check(cx, "SUB", topic_name, channel_name).await?;
     let failed = |e: crate::broker::BrokerError| {
         ClientError::fatal("E_SUB_FAILED", format!("SUB failed {e}"))
     };

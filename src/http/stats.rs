@@ -141,7 +141,30 @@ fn client_json(client: &ClientInfo) -> Value {
         "tls_negotiated_protocol": tls.negotiated_protocol,
         "tls_negotiated_protocol_is_mutual": tls.negotiated_protocol_is_mutual,
     });
-    // Go omits these when empty.
+    // Go omits these when empty; they follow user_agent.
+    let auth = client.auth();
+    if let Some(fields) = value.as_object_mut() {
+        let mut at = fields
+            .keys()
+            .position(|k| k == "user_agent")
+            .map_or(fields.len(), |i| i + 1);
+        for (key, field) in [
+            ("authed", auth.authed.then(|| json!(true))),
+            (
+                "auth_identity",
+                Some(json!(auth.identity)).filter(|_| !auth.identity.is_empty()),
+            ),
+            (
+                "auth_identity_url",
+                Some(json!(auth.identity_url)).filter(|_| !auth.identity_url.is_empty()),
+            ),
+        ] {
+            if let Some(field) = field {
+                fields.shift_insert(at, key.into(), field);
+                at += 1;
+            }
+        }
+    }
     if !pub_counts.is_empty() {
         value["pub_counts"] = Value::Array(pub_counts);
     }

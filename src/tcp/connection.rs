@@ -154,6 +154,7 @@ async fn command_loop(
             reader: &mut reader,
             tls_available: context.tls.is_some(),
             transport: negotiated,
+            auth: context.auth.as_deref(),
         };
         match cmd::exec(&mut cx, &params).await {
             Ok(Reply::Response(response)) => session.respond(&response).await?,
