@@ -524,3 +524,36 @@ async fn the_binary_takes_the_auth_flags() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("auth-http-address"), "{stderr}");
 }
+
+// Regression: an auth query hanging on a server that never answers (request timeout 0 means
+// none, as in Go) must not hold up the broker's shutdown.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_hung_auth_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hung = tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::options(dir.path());
+    opts.auth.http_addresses = vec![address.to_string()];
+    opts.auth.http_client_request_timeout = Duration::ZERO;
+    let nsqd = common::start_with(opts).await;
+    let mut client = Client::connect(&nsqd).await;
+    client.send(&with_body("AUTH", b"k")).await;
+    common::eventually("the auth server to be asked", || {
+        let accepted = accepted.clone();
+        async move { (accepted.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(()) }
+    })
+    .await;
+    common::stop(nsqd).await;
+    hung.abort();
+}

@@ -52,7 +52,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
         return Err(ClientError::fatal("E_AUTH_DISABLED", "AUTH disabled"));
     };
     let peer = peer(cx);
-    let result = grant.auth(client, &peer, secret).await;
+    let result = until_exit(cx, grant.auth(client, &peer, secret)).await?;
     let state = match result {
         Ok(state) => state,
         Err(e) => {
@@ -101,7 +101,7 @@ pub(super) async fn check(
         ));
     }
     let peer = peer(cx);
-    let allowed = grant.is_authorized(client, &peer, topic, channel).await;
+    let allowed = until_exit(cx, grant.is_authorized(client, &peer, topic, channel)).await?;
     // A re-query may have replaced the grant.
     if let Some(state) = grant.state() {
         cx.session.info.set_auth(AuthInfo {
@@ -122,6 +122,21 @@ pub(super) async fn check(
         )),
         Err(e) => {
             tracing::warn!(error = %e, "AUTH failed");
+            Err(ClientError::fatal("E_AUTH_FAILED", "AUTH failed"))
+        }
+    }
+}
+
+/// Runs an auth query unless the connection is told to end first (shutdown): a query can
+/// take the whole request timeout, or forever with `--http-client-request-timeout 0`, and
+/// must not hold up the broker's stop. Ending it leaves the grant held before in place.
+async fn until_exit<T>(
+    cx: &Cx<'_>,
+    query: impl std::future::Future<Output = T>,
+) -> Result<T, ClientError> {
+    tokio::select! {
+        result = query => Ok(result),
+        _ = cx.session.exit.cancelled() => {
             Err(ClientError::fatal("E_AUTH_FAILED", "AUTH failed"))
         }
     }
