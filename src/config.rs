@@ -8,6 +8,8 @@
 //! `statsd`, `output_buffer` (the output-buffer timeouts IDENTIFY is held to), `go_compat`
 //! (Go's log prefix, deprecated flags and tuning knobs). What nsqlookupd's options share with
 //! these is in [`crate::options`].
+//! while the broker runs), `tls_options` and `tls_args` (the TLS options and their flags). What nsqlookupd's options share with these is in
+//! [`crate::options`].
 
 mod args;
 mod auth_options;
@@ -16,6 +18,8 @@ mod go_compat;
 mod live;
 mod output_buffer;
 mod statsd;
+mod tls_args;
+mod tls_options;
 
 pub use args::NsqdArgs;
 pub use go_compat::{CompatArgs, CompatOptions};
@@ -23,6 +27,8 @@ pub use auth_options::{AuthArgs, AuthOptions};
 pub use live::{LiveOptions, LogLevelHook};
 pub use output_buffer::{OutputBufferArgs, OutputBufferOptions};
 pub use statsd::{StatsdArgs, StatsdOptions};
+pub use tls_args::TlsArgs;
+pub use tls_options::{ClientAuthPolicy, TlsMinVersion, TlsOptions, TlsRequired};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,6 +84,7 @@ pub struct NsqdOptions {
     pub compat: CompatOptions,
     /// AUTH: the auth servers and the HTTP client's timeouts.
     pub auth: AuthOptions,
+    pub tls: TlsOptions,
 }
 
 impl Default for NsqdOptions {
@@ -117,6 +124,7 @@ impl Default for NsqdOptions {
             statsd: StatsdOptions::default(),
             compat: CompatOptions::default(),
             auth: AuthOptions::default(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -139,6 +147,7 @@ impl NsqdOptions {
             opts.apply_file(path)?;
         }
         opts.apply_flags(args);
+        opts.tls.resolve()?;
         opts.validate()?;
         Ok(opts)
     }

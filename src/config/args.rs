@@ -137,6 +137,8 @@ pub struct NsqdArgs {
     pub compat: CompatArgs,
     #[command(flatten)]
     pub auth: super::AuthArgs,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 impl NsqdOptions {
@@ -187,5 +189,6 @@ impl NsqdOptions {
         self.statsd.apply_flags(&a.statsd);
         self.compat.apply_flags(&a.compat);
         self.auth.apply_flags(&a.auth);
+        self.tls.apply_flags(&a.tls);
     }
 }

@@ -14,13 +14,6 @@ use crate::options::ConfigError;
 /// Keys of Go nsqd's config file that rnsq does not implement yet: refused with their own
 /// message, so an operator knows the key is right but the feature is missing.
 const GO_ONLY_KEYS: &[&str] = &[
-    "https_address",
-    "tls_cert",
-    "tls_key",
-    "tls_client_auth_policy",
-    "tls_root_ca_file",
-    "tls_required",
-    "tls_min_version",
 ];
 
 impl NsqdOptions {
@@ -88,7 +81,7 @@ impl NsqdOptions {
                 return (self.output_buffer.set_by_cfg_name(key, value))
                     .or_else(|| self.statsd.set_by_cfg_name(key, value))
                     .or_else(|| self.compat.set_by_cfg_name(key, value))
-                    .unwrap_or(Err(SetError::Unknown))
+                    .unwrap_or_else(|| self.tls.set_by_cfg_name(key, value))
             }
         }
         Ok(())
@@ -136,6 +129,7 @@ impl NsqdOptions {
                 return (self.output_buffer.get_by_cfg_name(name))
                     .or_else(|| self.statsd.get_by_cfg_name(name))
                     .or_else(|| self.compat.get_by_cfg_name(name))
+                    .or_else(|| self.tls.get_by_cfg_name(name))
             }
         })
     }
@@ -152,8 +146,8 @@ mod tests {
         let cases = [
             ("bogus = 1\n", "unknown key `bogus`"),
             (
-                "tls_cert = \"x\"\n",
-                "`tls_cert` is an nsqd option rnsq does not support yet",
+                "statsd_address = \"x\"\n",
+                "`statsd_address` is an nsqd option rnsq does not support yet",
             ),
             ("max_rdy_count = \"lots\"\n", "max_rdy_count"),
             ("msg_timeout = \"soon\"\n", "invalid duration"),
