@@ -2,10 +2,11 @@
 //!
 //! Unknown paths answer 404 `NOT_FOUND`, known paths with the wrong method 405
 //! `METHOD_NOT_ALLOWED`. `GET /meta/export` is rnsq's own: `rnsq meta export` uses it to read
-//! a consistent snapshot from a running broker.
+//! a consistent snapshot from a running broker. [`https`] serves the same routes over TLS.
 
 mod channel;
 mod config;
+pub mod https;
 mod info;
 mod meta;
 mod params;

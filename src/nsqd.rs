@@ -1,11 +1,12 @@
 //! The nsqd daemon: takes the data-path lock, opens (and if needed bootstraps) the metadata
 //! store, replays it into the broker, then serves.
 //!
-//! Start-up order: lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners
-//! and background tasks.
+//! Start-up order: TLS configuration (its files read, so that a bad one fails before anything
+//! else) → lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners and
+//! background tasks.
 //!
 //! Shutdown order (see [`Nsqd::shutdown`]), on SIGTERM or SIGINT:
-//! 1. the TCP and HTTP listeners stop accepting;
+//! 1. the TCP, HTTP and HTTPS listeners stop accepting;
 //! 2. the broker refuses new metadata changes (they fail with `Exiting`: HTTP 503 `EXITING`,
 //!    on TCP the command's `E_*_FAILED`) and waits for the changes already running to finish
 //!    (persisted and applied, or failed), including any whose caller hung up;
@@ -32,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::AuthClient;
 use crate::broker::{Broker, BrokerConfig};
-use crate::config::{LiveOptions, NsqdOptions};
+use crate::config::{LiveOptions, NsqdOptions, TlsRequired};
 use crate::data_lock::{DataLock, Holder, LockError};
 use crate::http::{self, HttpState};
 use crate::loader::{self, LoadError, LoadReport};
@@ -44,6 +45,7 @@ use crate::options;
 use crate::queue::LogSettings;
 use crate::statsd;
 use crate::tcp::{self, TcpContext};
+use crate::tls::{TlsError, TlsServer};
 
 /// Why the daemon could not start. Nothing it had started is left running.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub enum StartError {
     Import(#[from] DatError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error("cannot build the TLS configuration: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {what} address {address}: {reason}")]
     Listen {
         what: &'static str,
@@ -74,6 +78,7 @@ pub enum StartError {
 pub struct Nsqd {
     broker: Arc<Broker>,
     http_address: SocketAddr,
+    https_address: Option<SocketAddr>,
     tcp_address: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -185,6 +190,12 @@ impl Nsqd {
         }
         let data_path = opts.data_path.clone();
         let auth = auth_client(&opts).await?;
+        let tls = blocking({
+            let tls = opts.tls.clone();
+            move || TlsServer::from_options(&tls)
+        })
+        .await??
+        .map(Arc::new);
         let lock = blocking({
             let data_path = data_path.clone();
             move || DataLock::acquire(&data_path)
@@ -236,6 +247,18 @@ impl Nsqd {
         let http_address = http_listener
             .local_addr()
             .map_err(|e| StartError::Task(e.to_string()))?;
+        // Go listens for HTTPS whenever it has a certificate and an HTTPS address.
+        let https_listener = match &tls {
+            Some(tls) if !opts.tls.https_address.is_empty() => {
+                let listener = bind("HTTPS", &opts.tls.https_address).await?;
+                let address = listener
+                    .local_addr()
+                    .map_err(|e| StartError::Task(e.to_string()))?;
+                Some((listener, address, tls.clone()))
+            }
+            _ => None,
+        };
+        let https_address = https_listener.as_ref().map(|(_, address, _)| *address);
         let holder = Holder {
             pid: std::process::id(),
             http_address: Some(http_address),
@@ -280,18 +303,36 @@ impl Nsqd {
             state.options.clone(),
             shutdown.clone(),
         ));
-        let tcp_context =
-            Arc::new(TcpContext::new(broker.clone(), state.options.clone()).with_auth(auth));
+        let mut tcp_context =
+            TcpContext::new(broker.clone(), state.options.clone()).with_auth(auth);
+        tcp_context.tls = tls;
+        let tcp_context = Arc::new(tcp_context);
         tasks.spawn(tcp::serve(tcp_listener, tcp_context, shutdown.clone()));
         tasks.spawn(dat_keeper::run(
             broker.clone(),
             data_path.clone(),
             shutdown.clone(),
         ));
+        let router = http::router(state);
+        if let Some((listener, address, tls)) = https_listener {
+            tracing::info!(%address, "HTTPS listening");
+            tasks.spawn(http::https::serve(
+                listener,
+                tls,
+                router.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let plain_router = match opts.tls.required {
+            TlsRequired::Required => {
+                http::https::tls_required(https_address.map_or(0, |a| a.port()))
+            }
+            TlsRequired::NotRequired | TlsRequired::ExceptHttp => router,
+        };
         tasks.spawn({
             let shutdown = shutdown.clone();
             async move {
-                if let Err(e) = http::serve(http_listener, http::router(state), shutdown).await {
+                if let Err(e) = http::serve(http_listener, plain_router, shutdown).await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             }
@@ -304,6 +345,7 @@ impl Nsqd {
         Ok(Nsqd {
             broker,
             http_address,
+            https_address,
             tcp_address,
             shutdown,
             tasks,
@@ -315,6 +357,12 @@ impl Nsqd {
     /// The bound HTTP address.
     pub fn http_address(&self) -> SocketAddr {
         self.http_address
+    }
+
+    /// The bound HTTPS address; `None` when HTTPS is not served (no certificate, or an empty
+    /// `--https-address`).
+    pub fn https_address(&self) -> Option<SocketAddr> {
+        self.https_address
     }
 
     /// The bound TCP address.

@@ -25,8 +25,8 @@ pub struct TlsArgs {
     /// --tls-root-ca-file); either turns --tls-required on
     #[arg(long, value_name = "POLICY", value_parser = policy)]
     pub tls_client_auth_policy: Option<::std::option::Option<ClientAuthPolicy>>,
-    /// Whether clients must use TLS: true, false, or tcp-https (TCP must, plain HTTP may not
-    /// be refused) [default: false]
+    /// Whether clients must use TLS: true, false, or tcp-https (required on TCP only, plain
+    /// HTTP still served) [default: false]
     #[arg(
         long,
         value_name = "BOOL|tcp-https",
@@ -78,5 +78,75 @@ impl TlsOptions {
         set_if_given(&mut self.required, &a.tls_required);
         set_if_given(&mut self.min_version, &a.tls_min_version);
         set_if_given(&mut self.https_address, &a.https_address);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tls: TlsArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TlsOptions, String> {
+        let cli = Cli::try_parse_from(std::iter::once("nsqd").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let mut opts = TlsOptions::default();
+        opts.apply_flags(&cli.tls);
+        Ok(opts)
+    }
+
+    #[test]
+    fn flags_take_gos_values() {
+        assert_eq!(
+            parse(&["--tls-required"]).unwrap().required,
+            TlsRequired::Required
+        );
+        assert_eq!(
+            parse(&["--tls-required=tcp-https"]).unwrap().required,
+            TlsRequired::ExceptHttp
+        );
+        assert_eq!(
+            parse(&["--tls-required=false"]).unwrap().required,
+            TlsRequired::NotRequired
+        );
+        let opts = parse(&[
+            "--tls-cert=/c.pem",
+            "--tls-key",
+            "/k.pem",
+            "--tls-min-version=tls1.3",
+            "--tls-client-auth-policy=require-verify",
+            "--https-address=",
+        ])
+        .unwrap();
+        assert_eq!(opts.cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(opts.key, Some(PathBuf::from("/k.pem")));
+        assert_eq!(opts.min_version, Some(TlsMinVersion::TLS1_3));
+        assert_eq!(
+            opts.client_auth_policy,
+            Some(ClientAuthPolicy::RequireVerify)
+        );
+        assert_eq!(opts.https_address, "");
+        // Empty values are Go's "not set".
+        let opts = parse(&[
+            "--tls-cert=",
+            "--tls-min-version=",
+            "--tls-client-auth-policy=",
+        ]);
+        assert_eq!(opts.unwrap(), TlsOptions::default());
+
+        for bad in [
+            "--tls-required=maybe",
+            "--tls-min-version=ssl3.0",
+            "--tls-client-auth-policy=verify",
+        ] {
+            let message = parse(&[bad]).unwrap_err();
+            let flag = bad.split('=').next().unwrap();
+            assert!(message.contains(flag), "{bad}: {message}");
+        }
     }
 }

@@ -61,6 +61,12 @@ fn with_headers(status: StatusCode, content_type: Option<&'static str>, body: Ve
     response
 }
 
+/// A JSON body sent exactly as given, with Go's headers: for the replies Go formats by hand
+/// (`TLS_REQUIRED`), whose spacing differs from its encoder's.
+pub(crate) fn raw_json(status: StatusCode, body: String) -> Response {
+    with_headers(status, Some(JSON), body.into_bytes())
+}
+
 /// Renders a handler's result as Go's `V1` decorator does.
 pub fn v1(result: ApiResult) -> Response {
     match result {

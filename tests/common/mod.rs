@@ -14,6 +14,7 @@ use rnsq::config::{LiveOptions, NsqdOptions};
 use rnsq::data_lock;
 use rnsq::nsqd::Nsqd;
 
+pub mod certs;
 pub mod churn;
 pub mod v2;
 pub mod v2_cases;
@@ -21,12 +22,17 @@ pub mod v2_cases;
 /// How long any wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Options for a broker on `data_path` listening on loopback port 0.
+/// Options for a broker on `data_path` listening on loopback port 0 (HTTPS too, once a test
+/// gives it a certificate).
 pub fn options(data_path: &Path) -> NsqdOptions {
     NsqdOptions {
         data_path: data_path.into(),
         tcp_address: "127.0.0.1:0".into(),
         http_address: "127.0.0.1:0".into(),
+        tls: rnsq::config::TlsOptions {
+            https_address: "127.0.0.1:0".into(),
+            ..Default::default()
+        },
         ..NsqdOptions::default()
     }
 }
@@ -195,8 +201,8 @@ pub struct BrokerProcess {
 }
 
 impl BrokerProcess {
-    /// Spawns `rnsq nsqd --data-path <data_path>` on loopback port 0 with `extra` flags, and
-    /// waits until it serves HTTP.
+    /// Spawns `rnsq nsqd --data-path <data_path>` on loopback port 0 (TCP, HTTP and HTTPS)
+    /// with `extra` flags, and waits until it serves HTTP.
     pub fn spawn(data_path: &Path, extra: &[&str]) -> BrokerProcess {
         let child = Command::new(rnsq_bin())
             .arg("nsqd")
@@ -206,6 +212,8 @@ impl BrokerProcess {
                 "--tcp-address",
                 "127.0.0.1:0",
                 "--http-address",
+                "127.0.0.1:0",
+                "--https-address",
                 "127.0.0.1:0",
             ])
             .args(extra)
