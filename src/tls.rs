@@ -5,7 +5,8 @@
 //!
 //! Go's choices kept: no ALPN is offered; without a client auth policy no client certificate
 //! is requested, even with `--tls-root-ca-file` (Go sets the pool but `NoClientCert`); a
-//! handshake must finish within 5 s. rustls speaks only TLS 1.2 and 1.3, so a lower
+//! handshake must finish within 5 s; under `require-verify` a client certificate that is itself
+//! in the root CA file is accepted, as Go's `x509.Verify` does. rustls speaks only TLS 1.2 and 1.3, so a lower
 //! `--tls-min-version` is raised to TLS 1.2 with one warning at start-up.
 
 use std::io;
@@ -114,17 +115,17 @@ impl TlsServer {
             match (options.client_auth_policy, roots) {
                 (None, _) => None,
                 (Some(ClientAuthPolicy::Require), roots) => Some(Arc::new(AnyClientCert {
-                    hints: roots.map(|r| r.subjects()).unwrap_or_default(),
+                    hints: roots.map(|(store, _)| store.subjects()).unwrap_or_default(),
                     algorithms: provider.signature_verification_algorithms,
                 })),
                 (Some(ClientAuthPolicy::RequireVerify), roots) => {
                     let path = options.root_ca_file.clone().unwrap_or_default();
-                    let roots = roots.ok_or_else(|| TlsError::RootCa {
+                    let (store, pinned) = roots.ok_or_else(|| TlsError::RootCa {
                         path: path.clone(),
                         message: "needed by --tls-client-auth-policy=require-verify".into(),
                     })?;
-                    let verifier = WebPkiClientVerifier::builder_with_provider(
-                        Arc::new(roots),
+                    let webpki = WebPkiClientVerifier::builder_with_provider(
+                        Arc::new(store),
                         provider.clone(),
                     )
                     .build()
@@ -132,7 +133,7 @@ impl TlsServer {
                         path,
                         message: e.to_string(),
                     })?;
-                    Some(verifier)
+                    Some(Arc::new(ChainOrPinned { webpki, pinned }))
                 }
             };
         let builder = ServerConfig::builder_with_provider(provider)
@@ -251,18 +252,19 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// The certificate authorities in the PEM file at `path`. Like Go's `AppendCertsFromPEM`, a
-/// file must add at least one.
-fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(read_certs("tls-root-ca-file", path)?);
+/// The certificate authorities in the PEM file at `path`, as a store and as the certificates
+/// read. Like Go's `AppendCertsFromPEM`, a file must add at least one.
+fn read_roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
+    let certs = read_certs("tls-root-ca-file", path)?;
+    let mut store = RootCertStore::empty();
+    let (added, _ignored) = store.add_parsable_certificates(certs.iter().cloned());
     if added == 0 {
         return Err(TlsError::RootCa {
             path: path.into(),
             message: "no usable CA certificate".into(),
         });
     }
-    Ok(roots)
+    Ok((store, certs))
 }
 
 /// `--tls-client-auth-policy=require`, Go's `RequireAnyClientCert`: a client certificate must
@@ -309,6 +311,77 @@ impl ClientCertVerifier for AnyClientCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// `--tls-client-auth-policy=require-verify`: the client certificate must chain to the root
+/// CA file (webpki), or be one of that file's certificates itself and within its validity
+/// period. The second is Go's rule (`x509.Verify` accepts a leaf found in the roots pool),
+/// which deployments that pin a self-signed client certificate rely on; webpki alone refuses
+/// it.
+#[derive(Debug)]
+struct ChainOrPinned {
+    webpki: Arc<dyn ClientCertVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ChainOrPinned {
+    fn is_pinned(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> bool {
+        if !self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return false;
+        }
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity.as_ref()) else {
+            return false;
+        };
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        x509_parser::time::ASN1Time::from_timestamp(now)
+            .map(|now| cert.validity().is_valid_at(now))
+            .unwrap_or(false)
+    }
+}
+
+impl ClientCertVerifier for ChainOrPinned {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if self.is_pinned(end_entity, now) {
+            return Ok(ClientCertVerified::assertion());
+        }
+        self.webpki
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 

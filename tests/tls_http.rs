@@ -13,6 +13,7 @@ use std::sync::Arc;
 use common::certs::{self, Certs, ClientCert};
 use rnsq::config::{ClientAuthPolicy, NsqdOptions, TlsMinVersion, TlsRequired};
 use rnsq::nsqd::Nsqd;
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -151,6 +152,51 @@ async fn require_verify_accepts_only_ca_signed_client_certificates() {
             (ClientCert::None, false),
         ]
     );
+}
+
+#[tokio::test]
+async fn require_verify_accepts_a_self_signed_certificate_pinned_in_the_root_ca_file() {
+    // As Go's x509.Verify: a leaf that is itself in the roots pool verifies, even when it is
+    // marked CA:TRUE, as `openssl req -x509` makes it (webpki alone refuses that one).
+    let certs = certs::generate();
+    let data = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pinned = params.self_signed(&key).unwrap();
+    let roots = data.path().join("roots.pem");
+    std::fs::write(&roots, format!("{}{}", certs.ca_pem, pinned.pem())).unwrap();
+    let mut opts = tls_options(&data.path().join("d"), &certs);
+    opts.tls.client_auth_policy = Some(ClientAuthPolicy::RequireVerify);
+    opts.tls.root_ca_file = Some(roots);
+    let nsqd = start(opts).await;
+    let https = nsqd.https_address().expect("HTTPS is served");
+
+    let mut trusted = rustls::RootCertStore::empty();
+    trusted.add_parsable_certificates(
+        rustls_pki_types::CertificateDer::pem_slice_iter(certs.ca_pem.as_bytes())
+            .map(Result::unwrap),
+    );
+    let pinned_client = ClientConfig::builder_with_provider(rnsq::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(trusted)
+        .with_client_auth_cert(
+            vec![pinned.der().clone()],
+            rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .unwrap();
+    assert_ok(
+        &https_get(https, Arc::new(pinned_client), "/ping")
+            .await
+            .unwrap(),
+        "OK",
+    );
+    let ca_signed = certs.client_config(ClientCert::CaSigned);
+    assert_ok(&https_get(https, ca_signed, "/ping").await.unwrap(), "OK");
+    let refused = https_get(https, certs.client_config(ClientCert::None), "/ping").await;
+    assert!(refused.is_err(), "{refused:?}");
+    common::stop(nsqd).await;
 }
 
 #[tokio::test]
