@@ -57,7 +57,9 @@ pub struct TransportInfo {
 pub struct TlsInfo {
     /// Go's constant name, e.g. `TLS1.3`.
     pub version: String,
-    /// Go's constant name, e.g. `TLS_AES_128_GCM_SHA256`.
+    /// As Go 1.3.0's `/stats` names it: a Go constant name for the 13 suites it lists (e.g.
+    /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`), `Unknown <IANA number>` for the others, which
+    /// include every TLS 1.3 suite (`Unknown 4865`). See `crate::tls::describe`.
     pub cipher_suite: String,
     /// The ALPN protocol, empty when none.
     pub negotiated_protocol: String,
