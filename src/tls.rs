@@ -252,6 +252,16 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
+/// The certificate authorities of `--tls-root-ca-file` at `path`, for a TLS client that must
+/// trust them (Go's AUTH client does). Reads the file: call it off the async threads.
+///
+/// # Errors
+/// [`TlsError`] naming `--tls-root-ca-file` and `path`: unreadable, not PEM, or no usable
+/// certificate in it.
+pub fn root_ca_store(path: &Path) -> Result<RootCertStore, TlsError> {
+    read_roots(path).map(|(store, _)| store)
+}
+
 /// The certificate authorities in the PEM file at `path`, as a store and as the certificates
 /// read. Like Go's `AppendCertsFromPEM`, a file must add at least one.
 fn read_roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
