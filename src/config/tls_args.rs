@@ -13,13 +13,13 @@ use crate::options::set_if_given;
 pub struct TlsArgs {
     /// Path to the server's certificate (PEM, the chain after it), offered on TCP upgrade and
     /// HTTPS
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = any_path)]
     pub tls_cert: Option<PathBuf>,
     /// Path to the private key of --tls-cert (PEM)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = any_path)]
     pub tls_key: Option<PathBuf>,
     /// Path to the certificate authorities (PEM) that client certificates are verified against
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = any_path)]
     pub tls_root_ca_file: Option<PathBuf>,
     /// Client certificates: 'require' (any, unverified) or 'require-verify' (signed by
     /// --tls-root-ca-file); either turns --tls-required on
@@ -43,6 +43,11 @@ pub struct TlsArgs {
     /// [default: 127.0.0.1:4152]
     #[arg(long, value_name = "ADDR")]
     pub https_address: Option<String>,
+}
+
+/// A path, empty allowed (clap's own path parser refuses it; Go reads it as "not set").
+fn any_path(text: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
 }
 
 /// An empty policy is no policy, as in Go.
