@@ -23,7 +23,7 @@ pub use mpub::split_messages;
 use std::sync::Arc;
 
 use crate::broker::{Broker, Channel, Topic};
-use crate::config::NsqdOptions;
+use crate::config::{NsqdOptions, TlsRequired};
 use crate::protocol::ClientError;
 use crate::session::Session;
 use crate::transport::{Compression, Inbound};
@@ -78,6 +78,16 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> Result<Reply, ClientErro
     let name = params.first().copied().unwrap_or_default();
     if name == b"IDENTIFY" {
         return identify::exec(cx, params).await;
+    }
+    // Go checks this before it even knows the command, so an unknown one hears it too.
+    if cx.options.tls.required != TlsRequired::NotRequired && !cx.transport.tls {
+        return Err(ClientError::fatal(
+            "E_INVALID",
+            format!(
+                "cannot {} in current state (TLS required)",
+                String::from_utf8_lossy(name)
+            ),
+        ));
     }
     run(cx, name, params).await.map(Reply::from)
 }

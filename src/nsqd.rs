@@ -101,9 +101,9 @@ async fn auth_client(opts: &NsqdOptions) -> Result<Option<Arc<AuthClient>>, Star
     if auth.http_addresses.is_empty() {
         return Ok(None);
     }
-    // --tls-root-ca-file arrives with the TLS options; until then https auth servers are
-    // checked against the system's roots. Wire it here: `opts.tls.root_ca_file.as_deref()`.
-    let root_ca: Option<std::path::PathBuf> = None;
+    // An https auth server is checked against --tls-root-ca-file when given (Go's
+    // buildClientTLSConfig), else against the system's roots.
+    let root_ca: Option<std::path::PathBuf> = opts.tls.root_ca_file.clone();
     let client = blocking(move || {
         AuthClient::new(
             &auth.http_addresses,

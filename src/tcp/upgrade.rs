@@ -25,7 +25,7 @@ pub enum UpgradeFailed {
 /// Sends `response`, then performs the upgrades asked for. Returns the new read side; on an
 /// error the connection is unusable and must close.
 pub async fn upgrade(
-    _context: &TcpContext,
+    context: &TcpContext,
     session: &Arc<Session>,
     reader: Inbound,
     negotiated: &mut Negotiated,
@@ -39,7 +39,20 @@ pub async fn upgrade(
     let mut reader = reader;
     let mut info = session.info.transport();
     if tls {
-        return Err(UpgradeFailed::NoTls);
+        let server = context.tls.as_ref().ok_or(UpgradeFailed::NoTls)?;
+        let stream = transport::reunite(reader, output.take_sink())?;
+        let stream = server
+            .accept(stream)
+            .await
+            .map_err(|e| UpgradeFailed::Transport(transport::UpgradeError::Handshake(e)))?;
+        info.tls = Some(crate::tls::describe(stream.get_ref().1));
+        let (inbound, sink) = transport::split_tls(stream);
+        reader = inbound;
+        output.set_sink(sink);
+        negotiated.tls = true;
+        session.info.set_transport(info.clone());
+        output.frame(FRAME_RESPONSE, OK).await?;
+        output.flush().await?;
     }
     if let Some(compression) = compression {
         output.set_encoder(Encoder::new(compression));
