@@ -1,26 +1,36 @@
 //! `rnsq bench …`: benchmarks that print figures for the closing notes. Not tests: they assert
 //! nothing and run as long as they are told.
 //!
-//! `writer`, `reader` and `pump` speak NSQ protocol V2 directly over a `TcpStream` (no client
-//! library), modelled on Go NSQ's `bench/bench_writer` and `bench/bench_reader`, and print
-//! their result the way those do: [`rate_line`].
+//! `writer`, `reader` and `pump` speak NSQ protocol V2 directly (no client library), modelled
+//! on Go NSQ's `bench/bench_writer` and `bench/bench_reader`, and print their result the way
+//! those do: [`rate_line`]. `writer` and `reader` connect plain, or with TLS, snappy or
+//! deflate ([`Transport`], negotiated in [`negotiate`]) over a [`Conn`] that counts the bytes
+//! on the socket, and print them under the rate: [`bytes_line`].
 
+pub mod conn;
 pub mod lookup;
 pub mod meta;
+pub mod negotiate;
 pub mod pump;
 pub mod reader;
+pub mod tls_client;
+pub mod transport_args;
 pub mod writer;
 
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub use conn::{Conn, Traffic};
+pub use negotiate::Transport;
 
 use crate::broker::BrokerError;
 use crate::meta_store::StoreError;
 use crate::nsqd::StartError;
 use crate::protocol::{FRAME_ERROR, FRAME_RESPONSE, HEARTBEAT, MAGIC_V2, OK};
+use crate::transport::Compression;
 
 /// Why a benchmark stopped.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +56,9 @@ pub enum BenchError {
     /// A flag value the benchmark cannot run with.
     #[error("{0}")]
     Invalid(String),
+    /// nsqd did not grant the TLS or compression the benchmark asked for.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<tokio::task::JoinError> for BenchError {
@@ -79,22 +92,67 @@ pub fn rate_line(duration: Duration, messages: u64, size: usize) -> String {
     )
 }
 
-/// A connection to nsqd that has sent the V2 magic.
-/// Waits for every worker, then prints the rate of the messages they counted.
-pub(crate) async fn report_workers(
-    workers: Vec<tokio::task::JoinHandle<Result<u64, BenchError>>>,
-    started: tokio::time::Instant,
-    size: usize,
-) -> Result<(), BenchError> {
-    let mut messages = 0;
-    for worker in workers {
-        messages += worker.await??;
-    }
-    crate::console::say(rate_line(started.elapsed(), messages, size));
-    Ok(())
+/// What one worker counted: messages, their body bytes, and its connection's traffic.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tally {
+    pub messages: u64,
+    pub payload: u64,
+    pub traffic: Traffic,
 }
 
-pub(crate) type Conn = BufReader<TcpStream>;
+/// Which way a benchmark's payload flows, for the bytes line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Sent,
+    Received,
+}
+
+/// `n` bytes in MiB, two decimals.
+fn mib(n: u64) -> String {
+    format!("{:.2} MiB", n as f64 / 1024.0 / 1024.0)
+}
+
+/// The bytes line printed under the rate: the message bodies moved, and what it took on the
+/// socket (below compression and TLS) the way they flowed, with the ratio of the two.
+pub(crate) fn bytes_line(tally: &Tally, direction: Direction) -> String {
+    let t = &tally.traffic;
+    let (label, protocol, wire) = match direction {
+        Direction::Sent => ("sent", t.sent, t.wire_sent),
+        Direction::Received => ("received", t.received, t.wire_received),
+    };
+    let ratio = wire as f64 / (tally.payload.max(1)) as f64;
+    format!(
+        "bytes {label}: payload {}, protocol {}, socket {} ({ratio:.3} socket bytes per payload \
+         byte); other way: socket {}",
+        mib(tally.payload),
+        mib(protocol),
+        mib(wire),
+        mib(match direction {
+            Direction::Sent => t.wire_received,
+            Direction::Received => t.wire_sent,
+        }),
+    )
+}
+
+/// Waits for every worker, then prints the rate of the messages they counted and the bytes
+/// line for `direction`.
+pub(crate) async fn report_workers(
+    workers: Vec<tokio::task::JoinHandle<Result<Tally, BenchError>>>,
+    started: tokio::time::Instant,
+    size: usize,
+    direction: Direction,
+) -> Result<(), BenchError> {
+    let mut total = Tally::default();
+    for worker in workers {
+        let tally = worker.await??;
+        total.messages += tally.messages;
+        total.payload += tally.payload;
+        total.traffic += tally.traffic;
+    }
+    crate::console::say(rate_line(started.elapsed(), total.messages, size));
+    crate::console::say(bytes_line(&total, direction));
+    Ok(())
+}
 
 /// Connects to nsqd (with Nagle off, as Go's dialer does) and sends the V2 magic.
 pub(crate) async fn connect(address: &str) -> Result<Conn, BenchError> {
@@ -112,24 +170,9 @@ pub(crate) async fn connect(address: &str) -> Result<Conn, BenchError> {
         })?
         .map_err(connect_error)?;
     stream.set_nodelay(true).map_err(connect_error)?;
-    let mut conn = BufReader::with_capacity(64 * 1024, stream);
+    let mut conn = Conn::new(stream);
     conn.write_all(MAGIC_V2).await?;
     Ok(conn)
-}
-
-/// `IDENTIFY\n[size][json]` without feature negotiation (so the answer is `OK`).
-pub(crate) fn identify_command(client_id: &str, user_agent: &str) -> Vec<u8> {
-    let body = serde_json::json!({
-        "client_id": client_id,
-        "hostname": client_id,
-        "user_agent": user_agent,
-        "feature_negotiation": false,
-    })
-    .to_string();
-    let mut command = b"IDENTIFY\n".to_vec();
-    command.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    command.extend_from_slice(body.as_bytes());
-    command
 }
 
 /// Reads one frame: its type and data.
@@ -144,18 +187,29 @@ pub(crate) async fn read_frame(conn: &mut Conn) -> Result<(i32, Vec<u8>), BenchE
     Ok((frame_type, data))
 }
 
-/// Reads the answer to `what`, which must be `OK`; heartbeats on the way are answered `NOP`.
-/// Connects worker `index` of `role` ("reader", "writer") and IDENTIFYs it.
+/// Connects worker `index` of `role` ("reader", "writer"), IDENTIFYs it and upgrades it to
+/// `transport`. Fails with [`BenchError::Refused`] if nsqd does not grant `transport`.
 pub(crate) async fn connect_worker(
     address: &str,
     role: &str,
     index: usize,
+    transport: &Transport,
 ) -> Result<Conn, BenchError> {
     let mut conn = connect(address).await?;
     let user_agent = format!("rnsq-bench-{role}/{}", env!("CARGO_PKG_VERSION"));
-    conn.write_all(&identify_command(&format!("{role}-{index}"), &user_agent))
-        .await?;
-    expect_ok(&mut conn, "IDENTIFY").await?;
+    let identify = negotiate::identify_command(&format!("{role}-{index}"), &user_agent, transport);
+    conn.write_all(&identify).await?;
+    conn.flush().await?;
+    let granted = negotiate::upgrade(&mut conn, address, transport).await?;
+    if let (0, Some(Compression::Deflate(asked)), Some(level)) =
+        (index, transport.compression, granted.deflate_level)
+    {
+        if level != asked {
+            crate::console::say(format!(
+                "nsqd lowered the deflate level from {asked} to {level}"
+            ));
+        }
+    }
     Ok(conn)
 }
 
@@ -167,11 +221,15 @@ pub(crate) async fn wait_for_start(deadline: std::time::Duration) {
     }
 }
 
+/// Reads the answer to `what`, which must be `OK`; heartbeats on the way are answered `NOP`.
 pub(crate) async fn expect_ok(conn: &mut Conn, what: &str) -> Result<(), BenchError> {
     loop {
         let (frame_type, data) = read_frame(conn).await?;
         match frame_type {
-            FRAME_RESPONSE if data == HEARTBEAT => conn.write_all(b"NOP\n").await?,
+            FRAME_RESPONSE if data == HEARTBEAT => {
+                conn.write_all(b"NOP\n").await?;
+                conn.flush().await?;
+            }
             FRAME_RESPONSE if data == OK => return Ok(()),
             _ => return Err(unexpected(what, frame_type, &data)),
         }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::bench::transport_args::TransportArgs;
+use crate::bench::writer::Body;
 use crate::config::NsqdArgs;
 use crate::nsqlookupd::NsqlookupdArgs;
 use crate::options::duration;
@@ -99,6 +101,11 @@ pub enum BenchCommand {
         /// Concurrent connections
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// What message bodies hold: compressible (every byte `a`) or random
+        #[arg(long, value_enum, default_value_t = Body::Compressible)]
+        body: Body,
+        #[command(flatten)]
+        transport: TransportArgs,
     },
     /// Consume throughput over TCP (Go NSQ's bench_reader): SUB, RDY, FIN each message
     #[command(version = version_text())]
@@ -127,6 +134,8 @@ pub enum BenchCommand {
         /// Concurrent connections
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        #[command(flatten)]
+        transport: TransportArgs,
     },
     /// The loopback ceiling: message frames one way over one 127.0.0.1 socket, no broker
     #[command(version = version_text())]

@@ -121,7 +121,10 @@ fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             runfor,
             deadline,
             workers,
+            body,
+            transport,
         } => {
+            let transport = transport.transport()?;
             runtime.block_on(rnsq::bench::writer::run(rnsq::bench::writer::WriterBench {
                 address: nsqd_tcp_address,
                 topic,
@@ -130,6 +133,8 @@ fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
                 runfor,
                 deadline,
                 workers,
+                body,
+                transport,
             }))?;
         }
         BenchCommand::Reader {
@@ -141,7 +146,9 @@ fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             deadline,
             rdy,
             workers,
+            transport,
         } => {
+            let transport = transport.transport()?;
             runtime.block_on(rnsq::bench::reader::run(rnsq::bench::reader::ReaderBench {
                 address: nsqd_tcp_address,
                 topic,
@@ -151,6 +158,7 @@ fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
                 deadline,
                 rdy,
                 workers,
+                transport,
             }))?;
         }
         BenchCommand::Pump {

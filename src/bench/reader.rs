@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::{
     connect_worker, expect_ok, report_workers, split_frame, unexpected, wait_for_start, BenchError,
-    Conn,
+    Conn, Direction, Tally, Transport,
 };
 use crate::console::say;
 use crate::message::HEADER_LEN;
@@ -38,6 +38,7 @@ pub struct ReaderBench {
     pub rdy: u64,
     /// Connections reading at once.
     pub workers: usize,
+    pub transport: Transport,
 }
 
 /// Runs the benchmark and prints its result line.
@@ -46,14 +47,21 @@ pub async fn run(bench: ReaderBench) -> Result<(), BenchError> {
         return Err(BenchError::Invalid("--workers must be at least 1".into()));
     }
     say(format!(
-        "bench reader: {} workers, RDY {}, from {:?}/{:?} at {}, for {:?}",
-        bench.workers, bench.rdy, bench.topic, bench.channel, bench.address, bench.runfor
+        "bench reader: {} workers, RDY {}, from {:?}/{:?} at {}, {}, for {:?}",
+        bench.workers,
+        bench.rdy,
+        bench.topic,
+        bench.channel,
+        bench.address,
+        bench.transport.describe(),
+        bench.runfor
     ));
     let mut conns = Vec::with_capacity(bench.workers);
     for i in 0..bench.workers {
-        let mut conn = connect_worker(&bench.address, "reader", i).await?;
+        let mut conn = connect_worker(&bench.address, "reader", i, &bench.transport).await?;
         conn.write_all(format!("SUB {} {}\n", bench.topic, bench.channel).as_bytes())
             .await?;
+        conn.flush().await?;
         expect_ok(&mut conn, "SUB").await?;
         conns.push(conn);
     }
@@ -64,17 +72,20 @@ pub async fn run(bench: ReaderBench) -> Result<(), BenchError> {
         .into_iter()
         .map(|conn| tokio::spawn(consume(conn, bench.rdy, end)))
         .collect();
-    report_workers(workers, started, bench.size).await
+    report_workers(workers, started, bench.size, Direction::Received).await
 }
 
-/// Sends RDY, then reads and finishes messages until `end`; returns how many it finished.
+/// Sends RDY, then reads and finishes messages until `end`; returns how many it finished,
+/// their body bytes and the connection's traffic.
 /// Every counted message's FIN has been written when it returns; whatever is still in flight
 /// is requeued by nsqd when the connection closes.
-async fn consume(mut conn: Conn, rdy: u64, end: Instant) -> Result<u64, BenchError> {
+async fn consume(mut conn: Conn, rdy: u64, end: Instant) -> Result<Tally, BenchError> {
     conn.write_all(format!("RDY {rdy}\n").as_bytes()).await?;
+    conn.flush().await?;
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = Vec::with_capacity(64 * 1024);
     let mut messages = 0;
+    let mut payload = 0;
     while Instant::now() < end {
         input.reserve(READ_CHUNK);
         let read = match tokio::time::timeout_at(end, conn.read_buf(&mut input)).await {
@@ -93,6 +104,7 @@ async fn consume(mut conn: Conn, rdy: u64, end: Instant) -> Result<u64, BenchErr
                     output.extend_from_slice(&data[10..HEADER_LEN]);
                     output.push(b'\n');
                     messages += 1;
+                    payload += (data.len() - HEADER_LEN) as u64;
                 }
                 FRAME_RESPONSE if data == HEARTBEAT => output.extend_from_slice(b"NOP\n"),
                 FRAME_MESSAGE => {
@@ -106,8 +118,13 @@ async fn consume(mut conn: Conn, rdy: u64, end: Instant) -> Result<u64, BenchErr
         }
         if !output.is_empty() {
             conn.write_all(&output).await?;
+            conn.flush().await?;
             output.clear();
         }
     }
-    Ok(messages)
+    Ok(Tally {
+        messages,
+        payload,
+        traffic: conn.traffic(),
+    })
 }
