@@ -45,6 +45,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    #[allow(clippy::new_without_default)] // a stream's start, not a neutral value
     pub fn new() -> Self {
         Encoder {
             raw: snap::raw::Encoder::new(),
