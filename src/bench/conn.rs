@@ -1,22 +1,25 @@
 //! A benchmark's connection to nsqd as one byte stream, at whatever layer it was upgraded to:
 //! TCP, optionally TLS, optionally snappy or deflate on top (nsqd's order after IDENTIFY).
 //!
-//! [`Conn`] reads and writes the protocol's bytes; below it, [`Counted`] counts the bytes that
+//! [`Conn`] reads and writes the protocol's bytes; below it, `socket::Counted` counts the bytes that
 //! really cross the socket, so a run can say what compression (or TLS) did to the traffic.
 //! The plain path is what it was before TLS and compression existed: one buffered
 //! `TcpStream`, no split, no copy; the only additions are an enum match and two counter
 //! updates per system call.
 
+mod socket;
+
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+use socket::{Counted, Counters, Stream};
 
 use super::tls_client::TlsClient;
 use super::BenchError;
@@ -24,13 +27,6 @@ use crate::transport::{deflate, snappy, Compression, Encoder};
 
 /// The read buffer (large: the reader drains whole output buffers of nsqd at once).
 const READ_BUFFER: usize = 64 * 1024;
-
-/// Bytes that crossed the socket, both ways.
-#[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    received: AtomicU64,
-}
 
 /// A connection's traffic so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,94 +47,6 @@ impl std::ops::AddAssign for Traffic {
         self.received += other.received;
         self.wire_sent += other.wire_sent;
         self.wire_received += other.wire_received;
-    }
-}
-
-/// A TCP stream that counts what it reads and writes.
-pub struct Counted {
-    stream: TcpStream,
-    counters: Arc<Counters>,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.stream).poll_read(cx, buf))?;
-        let n = (buf.filled().len() - before) as u64;
-        this.counters.received.fetch_add(n, Ordering::Relaxed);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.stream).poll_write(cx, buf))?;
-        this.counters.sent.fetch_add(n as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
-/// The socket, plain or inside TLS.
-pub enum Stream {
-    Plain(Counted),
-    Tls(Box<TlsStream<Counted>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }
 
@@ -216,10 +124,7 @@ impl Conn {
     /// A plain connection over `stream`.
     pub fn new(stream: TcpStream) -> Conn {
         let counters = Arc::new(Counters::default());
-        let counted = Counted {
-            stream,
-            counters: counters.clone(),
-        };
+        let counted = Counted::new(stream, counters.clone());
         Conn {
             layers: Layers::Direct(BufReader::with_capacity(
                 READ_BUFFER,
