@@ -22,8 +22,8 @@ mod tls_args;
 mod tls_options;
 
 pub use args::NsqdArgs;
-pub use go_compat::{CompatArgs, CompatOptions};
 pub use auth_options::{AuthArgs, AuthOptions};
+pub use go_compat::{CompatArgs, CompatOptions};
 pub use live::{LiveOptions, LogLevelHook};
 pub use output_buffer::{OutputBufferArgs, OutputBufferOptions};
 pub use statsd::{StatsdArgs, StatsdOptions};

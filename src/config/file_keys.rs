@@ -13,8 +13,7 @@ use crate::options::ConfigError;
 
 /// Keys of Go nsqd's config file that rnsq does not implement yet: refused with their own
 /// message, so an operator knows the key is right but the feature is missing.
-const GO_ONLY_KEYS: &[&str] = &[
-];
+const GO_ONLY_KEYS: &[&str] = &[];
 
 impl NsqdOptions {
     /// Applies every key of the TOML file at `path`. On an error some keys may already be

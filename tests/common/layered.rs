@@ -165,20 +165,28 @@ impl Layered {
 
     /// From now on everything goes through TLS, handshaking now with `config`.
     pub fn tls(&mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) {
+        self.try_tls(config).expect("TLS handshake");
+    }
+
+    /// As [`Layered::tls`], the handshake's error if it fails. (Under TLS 1.3 a server that
+    /// refuses the client's certificate says so only after the client's side is done: the
+    /// refusal shows at the next read.)
+    pub fn try_tls(
+        &mut self,
+        config: Arc<tokio_rustls::rustls::ClientConfig>,
+    ) -> std::io::Result<()> {
         use tokio_rustls::rustls;
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let connection = rustls::ClientConnection::new(config, name).expect("client");
         let socket = self.socket.try_clone().expect("clone");
         let mut stream = rustls::StreamOwned::new(connection, socket);
         while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .expect("TLS handshake");
+            stream.conn.complete_io(&mut stream.sock)?;
         }
         self.base = Shared(Arc::new(Mutex::new(Box::new(stream))));
         self.reader = Box::new(self.base.clone());
         self.writer = Writer::Plain(self.base.clone());
+        Ok(())
     }
 
     /// Whether the server closed the connection (EOF or reset) within the read timeout.
