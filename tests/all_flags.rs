@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::certs::{self, Certs};
 use common::{eventually, eventually_blocking, get, rnsq_bin};
 use serde_json::{json, Value};
 
@@ -72,60 +73,47 @@ const GO_NSQD_FLAGS: &[&str] = &[
     "snappy",
 ];
 
-/// The TLS, AUTH and compression flags, which other branches of issue 10 add; the lead fills
-/// these in (with certificates made at test time) when they land. Until then they are left
-/// out of the start below and of the `--help` check.
-const OTHER_BRANCH_FLAGS: &[&str] = &[
-    // "--https-address=127.0.0.1:0",
-    // "--auth-http-address=127.0.0.1:1",
-    // "--http-client-connect-timeout=3s",
-    // "--http-client-request-timeout=6s",
-    // "--tls-cert=<cert.pem>",
-    // "--tls-key=<key.pem>",
-    // "--tls-client-auth-policy=require-verify",
-    // "--tls-root-ca-file=<ca.pem>",
-    // "--tls-required=tcp-https",
-    // "--tls-min-version=tls1.2",
-    "--deflate=true",
-    "--snappy",
-];
+/// The TLS, AUTH and compression flags, with certificates made at test time. The client
+/// policy is `require-verify` with `--tls-required=tcp-https`, so plain HTTP still answers
+/// the checks below.
+fn secure_flags(certs: &Certs) -> Vec<String> {
+    vec![
+        "--https-address=127.0.0.1:0".into(),
+        "--auth-http-address=127.0.0.1:1".into(),
+        "--http-client-connect-timeout=3s".into(),
+        "--http-client-request-timeout=6s".into(),
+        format!("--tls-cert={}", certs.server.cert.display()),
+        format!("--tls-key={}", certs.server.key.display()),
+        "--tls-client-auth-policy=require-verify".into(),
+        format!("--tls-root-ca-file={}", certs.ca.display()),
+        "--tls-required=tcp-https".into(),
+        "--tls-min-version=tls1.2".into(),
+        "--deflate=true".into(),
+        "--snappy".into(),
+    ]
+}
 
 /// Their config keys, likewise (lines of TOML).
-const OTHER_BRANCH_KEYS: &[&str] = &[
-    // "https_address = \"127.0.0.1:0\"",
-    // "auth_http_addresses = [\"127.0.0.1:1\"]",
-    // "http_client_connect_timeout = \"3s\"",
-    // "http_client_request_timeout = \"6s\"",
-    // "tls_cert = \"<cert.pem>\"",
-    // "tls_key = \"<key.pem>\"",
-    // "tls_client_auth_policy = \"require-verify\"",
-    // "tls_root_ca_file = \"<ca.pem>\"",
-    // "tls_required = \"tcp-https\"",
-    // "tls_min_version = \"tls1.2\"",
-    "deflate = true",
-    "snappy = true",
-];
-
-/// The names of [`OTHER_BRANCH_FLAGS`], left out of the `--help` check while that list is
-/// empty.
-const OTHER_BRANCH_NAMES: &[&str] = &[
-    "https-address",
-    "auth-http-address",
-    "http-client-connect-timeout",
-    "http-client-request-timeout",
-    "tls-cert",
-    "tls-key",
-    "tls-client-auth-policy",
-    "tls-root-ca-file",
-    "tls-required",
-    "tls-min-version",
-    "deflate",
-    "snappy",
-];
+fn secure_keys(certs: &Certs) -> Vec<String> {
+    vec![
+        "https_address = \"127.0.0.1:0\"".into(),
+        "auth_http_addresses = [\"127.0.0.1:1\"]".into(),
+        "http_client_connect_timeout = \"3s\"".into(),
+        "http_client_request_timeout = \"6s\"".into(),
+        format!("tls_cert = {:?}", certs.server.cert.display().to_string()),
+        format!("tls_key = {:?}", certs.server.key.display().to_string()),
+        "tls_client_auth_policy = \"require-verify\"".into(),
+        format!("tls_root_ca_file = {:?}", certs.ca.display().to_string()),
+        "tls_required = \"tcp-https\"".into(),
+        "tls_min_version = \"tls1.2\"".into(),
+        "deflate = true".into(),
+        "snappy = true".into(),
+    ]
+}
 
 /// Every other nsqd flag with a value away from its default (data path and listen addresses
 /// are added by [`start_logged`]).
-fn nsqd_flags(config: &Path) -> Vec<String> {
+fn nsqd_flags(config: &Path, certs: &Certs) -> Vec<String> {
     let mut flags: Vec<String> = [
         "--log-level=debug",
         "--log-prefix=[flags-test] ",
@@ -170,13 +158,13 @@ fn nsqd_flags(config: &Path) -> Vec<String> {
     .map(|f| f.to_string())
     .collect();
     flags.push(format!("--config={}", config.display()));
-    flags.extend(OTHER_BRANCH_FLAGS.iter().map(|f| f.to_string()));
+    flags.extend(secure_flags(certs));
     flags
 }
 
 /// Every nsqd config key (Go's names) with the values of [`nsqd_flags`]; `verbose`, no key of
 /// Go 1.3.0 (which ignores unknown keys) but in older nsqd files, is taken too.
-fn nsqd_config(data_path: &Path) -> String {
+fn nsqd_config(data_path: &Path, certs: &Certs) -> String {
     let mut lines: Vec<String> = [
         "log_level = \"debug\"",
         "log_prefix = \"[flags-test] \"",
@@ -220,7 +208,7 @@ fn nsqd_config(data_path: &Path) -> String {
     .map(|l| l.to_string())
     .collect();
     lines.push(format!("data_path = {:?}", data_path.display().to_string()));
-    lines.extend(OTHER_BRANCH_KEYS.iter().map(|l| l.to_string()));
+    lines.extend(secure_keys(certs));
     lines.join("\n") + "\n"
 }
 
@@ -268,6 +256,14 @@ fn expected_config() -> Vec<(&'static str, Value)> {
         ),
         ("e2e_processing_latency_window_time", ns(300.0)),
         ("max_deflate_level", json!(5)),
+        ("snappy", json!(true)),
+        ("deflate", json!(true)),
+        ("auth_http_addresses", json!(["127.0.0.1:1"])),
+        ("http_client_connect_timeout", ns(3.0)),
+        ("http_client_request_timeout", ns(6.0)),
+        // Go's numbers: tcp-https is 1, TLS 1.2 is 0x0303.
+        ("tls_required", json!(1)),
+        ("tls_min_version", json!(771)),
     ]
 }
 
@@ -378,7 +374,8 @@ async fn every_nsqd_flag_in_one_start() {
         "--tcp-address=127.0.0.1:0".into(),
         "--http-address=127.0.0.1:0".into(),
     ];
-    args.extend(nsqd_flags(&config));
+    let certs = certs::generate();
+    args.extend(nsqd_flags(&config, &certs));
     let (process, base) = start_nsqd(&data_path, dir.path(), args);
     let log = process.log();
     assert!(
@@ -397,7 +394,8 @@ async fn every_nsqd_config_key_in_one_file() {
     let data_path = dir.path().join("data");
     std::fs::create_dir(&data_path).unwrap();
     let config = dir.path().join("nsqd.cfg");
-    std::fs::write(&config, nsqd_config(&data_path)).unwrap();
+    let certs = certs::generate();
+    std::fs::write(&config, nsqd_config(&data_path, &certs)).unwrap();
     let (process, base) = start_nsqd(
         &data_path,
         dir.path(),
@@ -414,10 +412,9 @@ fn help_names_every_nsqd_flag() {
         .expect("rnsq nsqd --help");
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    let pending = |f: &str| OTHER_BRANCH_FLAGS.is_empty() && OTHER_BRANCH_NAMES.contains(&f);
     let missing: Vec<&&str> = GO_NSQD_FLAGS
         .iter()
-        .filter(|f| !pending(f) && !help.contains(&format!("--{f}")))
+        .filter(|f| !help.contains(&format!("--{f}")))
         .collect();
     assert!(missing.is_empty(), "not in --help: {missing:?}");
 }
