@@ -11,15 +11,11 @@ use crate::options::value::{
 };
 use crate::options::ConfigError;
 
-/// Keys of Go nsqd's config file that rnsq does not implement yet: refused with their own
-/// message, so an operator knows the key is right but the feature is missing.
-const GO_ONLY_KEYS: &[&str] = &[];
-
 impl NsqdOptions {
     /// Applies every key of the TOML file at `path`. On an error some keys may already be
     /// applied; [`NsqdOptions::resolve`] then discards the options.
     pub(super) fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        apply_config_file(path, "nsqd", GO_ONLY_KEYS, |key, value| {
+        apply_config_file(path, "nsqd", &[], |key, value| {
             self.set_by_cfg_name(key, value)
         })
     }
@@ -144,10 +140,7 @@ mod tests {
     fn refuses_unknown_unsupported_and_bad_keys() {
         let cases = [
             ("bogus = 1\n", "unknown key `bogus`"),
-            (
-                "statsd_address = \"x\"\n",
-                "`statsd_address` is an nsqd option rnsq does not support yet",
-            ),
+            ("statsd_address = \"x\"\n", "statsd-address"),
             ("max_rdy_count = \"lots\"\n", "max_rdy_count"),
             ("msg_timeout = \"soon\"\n", "invalid duration"),
             ("id = 5000\n", "node-id"),
