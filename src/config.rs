@@ -6,10 +6,9 @@
 //! config-file names, set from the file and read by `GET /config/:opt`), `live` (the options
 //! while the broker runs), and groups of options with their own flags, keys and checks:
 //! `statsd`, `output_buffer` (the output-buffer timeouts IDENTIFY is held to), `go_compat`
-//! (Go's log prefix, deprecated flags and tuning knobs). What nsqlookupd's options share with
-//! these is in [`crate::options`].
-//! while the broker runs), `tls_options` and `tls_args` (the TLS options and their flags). What nsqlookupd's options share with these is in
-//! [`crate::options`].
+//! (Go's log prefix, deprecated flags and tuning knobs), `auth_options` (the AUTH servers),
+//! `tls_values`, `tls_options` and `tls_args` (the TLS flags' values, the TLS options and
+//! their flags). What nsqlookupd's options share with these is in [`crate::options`].
 
 mod args;
 mod auth_options;
@@ -20,6 +19,7 @@ mod output_buffer;
 mod statsd;
 mod tls_args;
 mod tls_options;
+mod tls_values;
 
 pub use args::NsqdArgs;
 pub use auth_options::{AuthArgs, AuthOptions};
@@ -28,7 +28,8 @@ pub use live::{LiveOptions, LogLevelHook};
 pub use output_buffer::{OutputBufferArgs, OutputBufferOptions};
 pub use statsd::{StatsdArgs, StatsdOptions};
 pub use tls_args::TlsArgs;
-pub use tls_options::{ClientAuthPolicy, TlsMinVersion, TlsOptions, TlsRequired};
+pub use tls_options::TlsOptions;
+pub use tls_values::{ClientAuthPolicy, TlsMinVersion, TlsRequired};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::tls_options::{ClientAuthPolicy, TlsMinVersion, TlsOptions, TlsRequired};
+use super::{ClientAuthPolicy, TlsMinVersion, TlsOptions, TlsRequired};
 use crate::options::set_if_given;
 
 /// The TLS flags; each optional so that one not given leaves the config file's value.
