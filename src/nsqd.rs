@@ -4,6 +4,7 @@
 //! Start-up order: TLS configuration (its files read, so that a bad one fails before anything
 //! else) → lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners and
 //! background tasks.
+//! The first-boot import is in `first_boot`, the `nsqd.dat` rewrites in `dat_keeper`.
 //!
 //! Shutdown order (see [`Nsqd::shutdown`]), on SIGTERM or SIGINT:
 //! 1. the TCP, HTTP and HTTPS listeners stop accepting;
@@ -21,9 +22,9 @@
 //! 6. the store is flushed and closed, and the data-path lock released.
 
 mod dat_keeper;
+mod first_boot;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -136,48 +137,6 @@ fn nonzero_or(port: u16, bound: u16) -> u16 {
     }
 }
 
-/// The Go metadata file a first boot imports: `nsqd.dat`, else the legacy `nsqd.<id>.dat`.
-fn go_metadata_file(data_path: &Path, node_id: i64) -> Option<PathBuf> {
-    [
-        nsqd_dat::FILE_NAME.to_string(),
-        format!("nsqd.{node_id}.dat"),
-    ]
-    .into_iter()
-    .map(|name| data_path.join(name))
-    .find(|path| path.is_file())
-}
-
-/// First boot on this data path: import a Go nsqd's metadata file if there is one.
-fn bootstrap(store: &MetaStore, data_path: &Path, node_id: i64) -> Result<(), StartError> {
-    if store.is_bootstrapped()? {
-        return Ok(());
-    }
-    let Some(path) = go_metadata_file(data_path, node_id) else {
-        store.bootstrap(None)?;
-        return Ok(());
-    };
-    let parsed = match nsqd_dat::read(&path) {
-        Ok(parsed) => parsed,
-        Err(DatError::Empty { .. }) => {
-            tracing::warn!(file = %path.display(), "Go metadata file is empty; starting with no topics");
-            store.bootstrap(None)?;
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    for skipped in &parsed.skipped {
-        tracing::warn!(file = %path.display(), kind = skipped.kind, name = %skipped.name, reason = skipped.reason, "not imported");
-    }
-    let summary = store.bootstrap(Some(&parsed.metadata))?;
-    tracing::info!(
-        file = %path.display(),
-        topics = summary.topics_created,
-        channels = summary.channels_created,
-        "imported Go nsqd metadata"
-    );
-    Ok(())
-}
-
 impl Nsqd {
     /// Starts the daemon with `options`; returns once it is serving.
     ///
@@ -211,7 +170,7 @@ impl Nsqd {
                     tracing::info!(removed, "removed stray nsqd.dat temp files");
                 }
                 let store = MetaStore::open(&data_path.join(meta_store::STORE_DIR))?;
-                bootstrap(&store, &data_path, node_id)?;
+                first_boot::bootstrap(&store, &data_path, node_id)?;
                 Ok(store)
             }
         })
