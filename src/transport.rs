@@ -144,6 +144,22 @@ impl AsyncRead for Source {
     }
 }
 
+/// Reads what `source` has onto the end of `input` (up to 16 KiB at a time), for the
+/// decoders. `Ready(Ok(true))`: the source has ended.
+fn poll_fill<S: AsyncRead + Unpin>(
+    source: &mut S,
+    cx: &mut Context<'_>,
+    input: &mut Vec<u8>,
+) -> Poll<io::Result<bool>> {
+    let start = input.len();
+    input.resize(start + 16 * 1024, 0);
+    let mut read = ReadBuf::new(&mut input[start..]);
+    let polled = Pin::new(source).poll_read(cx, &mut read);
+    let n = read.filled().len();
+    input.truncate(start + n);
+    polled.map_ok(|()| n == 0)
+}
+
 fn detached() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "connection taken apart")
 }

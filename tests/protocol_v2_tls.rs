@@ -14,18 +14,8 @@ mod layered;
 use std::net::SocketAddr;
 
 use common::certs::{self, Certs, ClientCert};
-use layered::Layered;
+use layered::{client, client_stats, negotiate, round_trip, Layered, ERROR, OK_FRAME, RESPONSE};
 use rnsq::config::{ClientAuthPolicy, NsqdOptions, TlsRequired};
-use serde_json::Value;
-
-const RESPONSE: u32 = 0;
-const ERROR: u32 = 1;
-const MESSAGE: u32 = 2;
-const OK_FRAME: &[u8] = b"\x00\x00\x00\x06\x00\x00\x00\x00OK";
-
-async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("client code")
-}
 
 /// A broker with the test certificate (and `policy`, with the CA as root).
 fn tls_options(
@@ -46,46 +36,12 @@ fn tls_options(
     opts
 }
 
-fn negotiate(c: &mut Layered, json: &str) -> Value {
-    c.send(&common::v2::identify_cmd(json));
-    let (kind, data) = c.frame();
-    assert_eq!(kind, RESPONSE, "{}", String::from_utf8_lossy(&data));
-    serde_json::from_slice(&data).expect("JSON reply")
-}
-
-fn round_trip(c: &mut Layered, topic: &str) {
-    let bodies: Vec<Vec<u8>> = vec![b"tls".to_vec(), b"0123456789".repeat(20_000)];
-    for body in &bodies {
-        c.send(&common::v2::pub_cmd(topic, body));
-        assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
-    }
-    c.send(format!("SUB {topic} ch\nRDY 10\n").as_bytes());
-    assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
-    for body in &bodies {
-        let (kind, data) = c.frame();
-        assert_eq!(kind, MESSAGE);
-        assert_eq!(&data[26..], &body[..]);
-        let id = String::from_utf8(data[10..26].to_vec()).unwrap();
-        c.send(format!("FIN {id}\n").as_bytes());
-    }
-}
-
-async fn client_stats(base: &str, local: SocketAddr) -> Value {
-    let stats = common::stats(base).await;
-    let me = local.to_string();
-    stats["topics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|t| t["channels"].as_array().into_iter().flatten())
-        .flat_map(|ch| ch["clients"].as_array().into_iter().flatten())
-        .find(|c| c["remote_address"] == me.as_str())
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// Connects, negotiates `json` (which asks for TLS), handshakes with `cert` and checks the
 /// first bytes inside TLS are exactly the OK frame.
+fn bodies() -> Vec<Vec<u8>> {
+    vec![b"tls".to_vec(), b"0123456789".repeat(20_000)]
+}
+
 fn tls_client(address: SocketAddr, certs: &Certs, cert: ClientCert, json: &str) -> Layered {
     let mut c = Layered::connect(address);
     let reply = negotiate(&mut c, json);
@@ -109,7 +65,7 @@ async fn tls_then_ok_inside_it_then_commands_and_stats_say_so() {
             r#"{"feature_negotiation":true,"tls_v1":true}"#,
         );
         assert_eq!(c.read_raw(OK_FRAME.len()), OK_FRAME, "OK, inside TLS");
-        round_trip(&mut c, "tls_t");
+        round_trip(&mut c, "tls_t", &bodies());
         let local = c.local_addr();
         (c, local)
     })
@@ -157,7 +113,7 @@ async fn snappy_and_deflate_stack_on_tls_each_with_its_own_ok() {
                 (RESPONSE, b"OK".to_vec()),
                 "{compression}: its OK"
             );
-            round_trip(&mut c, &format!("tls_{compression}"));
+            round_trip(&mut c, &format!("tls_{compression}"), &bodies());
             let local = c.local_addr();
             (c, local)
         })
@@ -215,7 +171,7 @@ async fn with_tls_required_every_command_but_identify_waits_for_tls() {
             r#"{"feature_negotiation":true,"tls_v1":true}"#,
         );
         assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
-        round_trip(&mut c, "required_t");
+        round_trip(&mut c, "required_t", &bodies());
     })
     .await;
     common::stop(nsqd).await;
@@ -286,7 +242,7 @@ async fn without_a_certificate_tls_is_answered_false_and_the_stream_stays_plain(
         let mut c = Layered::connect(address);
         let reply = negotiate(&mut c, r#"{"feature_negotiation":true,"tls_v1":true}"#);
         assert_eq!(reply["tls_v1"], false, "{reply}");
-        round_trip(&mut c, "no_tls_t");
+        round_trip(&mut c, "no_tls_t", &bodies());
     })
     .await;
     common::stop(nsqd).await;

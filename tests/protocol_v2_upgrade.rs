@@ -12,50 +12,8 @@ mod common;
 #[path = "common/layered.rs"]
 mod layered;
 
-use std::net::SocketAddr;
-
 use common::v2::{identify_cmd, pub_cmd, with_body, with_size};
-use layered::Layered;
-use serde_json::Value;
-
-const RESPONSE: u32 = 0;
-const ERROR: u32 = 1;
-const MESSAGE: u32 = 2;
-
-/// The OK response frame.
-const OK_FRAME: &[u8] = b"\x00\x00\x00\x06\x00\x00\x00\x00OK";
-
-/// Runs blocking client code beside the in-process broker.
-async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("client code")
-}
-
-/// Sends IDENTIFY and reads the plain JSON reply.
-fn negotiate(c: &mut Layered, json: &str) -> Value {
-    c.send(&identify_cmd(json));
-    let (kind, data) = c.frame();
-    assert_eq!(kind, RESPONSE, "{}", String::from_utf8_lossy(&data));
-    serde_json::from_slice(&data).expect("JSON reply")
-}
-
-/// Publishes `bodies` to `topic` and consumes them on channel `ch` through `c`'s layers;
-/// the client stays subscribed.
-fn round_trip(c: &mut Layered, topic: &str, bodies: &[Vec<u8>]) {
-    for body in bodies {
-        c.send(&pub_cmd(topic, body));
-        assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
-    }
-    c.send(format!("SUB {topic} ch\n").as_bytes());
-    assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
-    c.send(b"RDY 1000\n");
-    for body in bodies {
-        let (kind, data) = c.frame();
-        assert_eq!(kind, MESSAGE);
-        assert_eq!(&data[26..], &body[..], "message body intact");
-        let id = String::from_utf8(data[10..26].to_vec()).unwrap();
-        c.send(format!("FIN {id}\n").as_bytes());
-    }
-}
+use layered::{client, client_stats, negotiate, round_trip, Layered, ERROR, OK_FRAME, RESPONSE};
 
 fn bodies() -> Vec<Vec<u8>> {
     vec![
@@ -70,26 +28,6 @@ fn masked_crc(data: &[u8]) -> u32 {
     crc32c::crc32c(data)
         .rotate_right(15)
         .wrapping_add(0xa282_ead8)
-}
-
-async fn stats_client(base: &str, remote: SocketAddr) -> Value {
-    let stats = common::stats(base).await;
-    let me = remote.to_string();
-    stats["producers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(
-            stats["topics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|t| t["channels"].as_array().into_iter().flatten())
-                .flat_map(|ch| ch["clients"].as_array().into_iter().flatten()),
-        )
-        .find(|c| c["remote_address"] == me.as_str())
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +57,7 @@ async fn snappy_answers_ok_compressed_byte_for_byte_and_carries_commands_both_wa
         c
     })
     .await;
-    let seen = stats_client(&base, local).await;
+    let seen = client_stats(&base, local).await;
     assert_eq!(seen["snappy"], true, "/stats: {seen}");
     assert_eq!(seen["deflate"], false, "/stats: {seen}");
     drop(c);
@@ -189,7 +127,7 @@ async fn deflate_answers_ok_compressed_at_the_clamped_level_and_carries_commands
         c
     })
     .await;
-    let seen = stats_client(&base, local).await;
+    let seen = client_stats(&base, local).await;
     assert_eq!(seen["deflate"], true, "/stats: {seen}");
     assert_eq!(seen["snappy"], false, "/stats: {seen}");
     drop(c);

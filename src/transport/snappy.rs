@@ -230,14 +230,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Decoder<S> {
                 });
             }
             this.compact();
-            let start = this.input.len();
-            this.input.resize(start + 16 * 1024, 0);
-            let mut read = ReadBuf::new(&mut this.input[start..]);
-            let polled = Pin::new(&mut this.source).poll_read(cx, &mut read);
-            let n = read.filled().len();
-            this.input.truncate(start + n);
-            match polled {
-                Poll::Ready(Ok(())) => this.ended = n == 0,
+            match super::poll_fill(&mut this.source, cx, &mut this.input) {
+                Poll::Ready(Ok(ended)) => this.ended = ended,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }

@@ -260,3 +260,67 @@ fn read_frame(reader: &mut dyn Read) -> std::io::Result<(u32, Vec<u8>)> {
     reader.read_exact(&mut data)?;
     Ok((kind, data))
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the upgrade tests share
+// ---------------------------------------------------------------------------------------------
+
+pub const RESPONSE: u32 = 0;
+pub const ERROR: u32 = 1;
+pub const MESSAGE: u32 = 2;
+
+/// The OK response frame, whole.
+pub const OK_FRAME: &[u8] = b"\x00\x00\x00\x06\x00\x00\x00\x00OK";
+
+/// Runs blocking client code beside the in-process broker.
+pub async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("client code")
+}
+
+/// Sends IDENTIFY and reads the plain JSON reply.
+pub fn negotiate(c: &mut Layered, json: &str) -> serde_json::Value {
+    c.send(&crate::common::v2::identify_cmd(json));
+    let (kind, data) = c.frame();
+    assert_eq!(kind, RESPONSE, "{}", String::from_utf8_lossy(&data));
+    serde_json::from_slice(&data).expect("JSON reply")
+}
+
+/// Publishes `bodies` to `topic` and consumes them on channel `ch` through `c`'s layers;
+/// the client stays subscribed.
+pub fn round_trip(c: &mut Layered, topic: &str, bodies: &[Vec<u8>]) {
+    for body in bodies {
+        c.send(&crate::common::v2::pub_cmd(topic, body));
+        assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
+    }
+    c.send(format!("SUB {topic} ch\n").as_bytes());
+    assert_eq!(c.frame(), (RESPONSE, b"OK".to_vec()));
+    c.send(b"RDY 1000\n");
+    for body in bodies {
+        let (kind, data) = c.frame();
+        assert_eq!(kind, MESSAGE);
+        assert_eq!(&data[26..], &body[..], "message body intact");
+        let id = String::from_utf8(data[10..26].to_vec()).unwrap();
+        c.send(format!("FIN {id}\n").as_bytes());
+    }
+}
+
+/// The /stats entry of the client connected from `local` (a producer or a consumer).
+pub async fn client_stats(base: &str, local: SocketAddr) -> serde_json::Value {
+    let stats = crate::common::stats(base).await;
+    let me = local.to_string();
+    stats["producers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(
+            stats["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["channels"].as_array().into_iter().flatten())
+                .flat_map(|ch| ch["clients"].as_array().into_iter().flatten()),
+        )
+        .find(|c| c["remote_address"] == me.as_str())
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
