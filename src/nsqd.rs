@@ -1,8 +1,8 @@
 //! The nsqd daemon: takes the data-path lock, opens (and if needed bootstraps) the metadata
 //! store, replays it into the broker, then serves.
 //!
-//! Start-up order: TLS configuration (its files read, so that a bad one fails before anything
-//! else) → lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners and
+//! Start-up order: the AUTH client and the TLS configuration (their files read, so that a bad
+//! one fails before anything else) → lock → store → first-boot import → loader → `nsqd.dat` rewrite → listeners and
 //! background tasks.
 //! The first-boot import is in `first_boot`, the `nsqd.dat` rewrites in `dat_keeper`.
 //!
