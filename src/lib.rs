@@ -13,6 +13,7 @@ pub mod data_lock;
 pub mod durable_dir;
 pub mod guid;
 pub mod http;
+pub mod listen;
 pub mod loader;
 pub mod log_prefix;
 pub mod lookup;

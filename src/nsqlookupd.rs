@@ -72,7 +72,7 @@ async fn bind(what: &'static str, address: &str) -> Result<TcpListener, StartErr
         reason,
     };
     let socket_address = crate::options::listen_address(address).map_err(fail)?;
-    TcpListener::bind(socket_address)
+    crate::listen::bind(socket_address)
         .await
         .map_err(|e| fail(e.to_string()))
 }
