@@ -21,6 +21,8 @@ use std::time::Instant;
 pub struct ConnAuth {
     secret: Vec<u8>,
     state: Option<AuthState>,
+    /// Grants received so far: tells a caller whether a check replaced the grant.
+    grants: u64,
 }
 
 impl ConnAuth {
@@ -35,6 +37,11 @@ impl ConnAuth {
     /// The grant held, if any.
     pub fn state(&self) -> Option<&AuthState> {
         self.state.as_ref()
+    }
+
+    /// How many grants the servers have given this connection (each AUTH and each renewal).
+    pub fn grants(&self) -> u64 {
+        self.grants
     }
 
     /// Keeps `secret` and asks the servers about it (Go's `Auth`).
@@ -79,6 +86,7 @@ impl ConnAuth {
 
     async fn query(&mut self, client: &AuthClient, peer: &Peer) -> Result<&AuthState, AllFailed> {
         let state = client.query_any(peer, &self.secret).await?;
+        self.grants += 1;
         Ok(self.state.insert(state))
     }
 }

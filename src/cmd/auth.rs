@@ -101,9 +101,10 @@ pub(super) async fn check(
         ));
     }
     let peer = peer(cx);
+    let grants = grant.grants();
     let allowed = until_exit(cx, grant.is_authorized(client, &peer, topic, channel)).await?;
-    // A re-query may have replaced the grant.
-    if let Some(state) = grant.state() {
+    // Only a renewal changes what /stats shows; every other PUB leaves it alone.
+    if let Some(state) = grant.state().filter(|_| grant.grants() != grants) {
         cx.session.info.set_auth(AuthInfo {
             authed: grant.has_authorizations(),
             identity: state.identity.clone(),
