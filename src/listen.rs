@@ -50,22 +50,6 @@ pub async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
 mod tests {
     use super::*;
 
-    /// Raises this process's soft descriptor limit towards `want` (up to the hard limit): the
-    /// burst holds two descriptors a connection.
-    fn raise_descriptor_limit(want: u64) {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < want {
-                limit.rlim_cur = want.min(limit.rlim_max);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-        }
-    }
-
     #[test]
     fn reads_somaxconn_and_refuses_nonsense() {
         assert_eq!(parse_backlog("4096\n"), Some(4096));
@@ -86,7 +70,8 @@ mod tests {
             );
         }
         let burst = (backlog as usize - 64).min(2000);
-        raise_descriptor_limit(2 * burst as u64 + 256);
+        // The burst holds two descriptors a connection.
+        crate::fd_limit::raise_to(2 * burst as u64 + 256).expect("setrlimit");
         let listener = bind("127.0.0.1:0".parse().expect("address"))
             .await
             .expect("bind");

@@ -161,6 +161,27 @@ fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
                 transport,
             }))?;
         }
+        BenchCommand::Connections {
+            address,
+            greeting,
+            connections,
+            server_pid,
+            stats_address,
+            subscribe,
+            hold,
+        } => {
+            runtime.block_on(rnsq::bench::connections::run(
+                rnsq::bench::connections::ConnectionsBench {
+                    address,
+                    greeting,
+                    connections,
+                    server_pid,
+                    stats_address,
+                    hold,
+                    subscribe,
+                },
+            ))?;
+        }
         BenchCommand::Pump {
             size,
             runfor,
@@ -188,6 +209,7 @@ fn run_nsqd(args: &NsqdArgs) -> anyhow::Result<()> {
         )
         .try_init()
         .context("cannot set up logging")?;
+    raise_descriptor_limit();
     let hook = Box::new(move |level: LogLevel| {
         if let Err(e) = reload_handle.modify(|f| *f = level_filter(level)) {
             tracing::error!(error = %e, "cannot change the log level");
@@ -215,6 +237,7 @@ fn run_nsqlookupd(args: &NsqlookupdArgs) -> anyhow::Result<()> {
         )
         .try_init()
         .context("cannot set up logging")?;
+    raise_descriptor_limit();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let nsqlookupd = Nsqlookupd::start(options).await?;
@@ -223,6 +246,15 @@ fn run_nsqlookupd(args: &NsqlookupdArgs) -> anyhow::Result<()> {
         nsqlookupd.shutdown().await;
         Ok(())
     })
+}
+
+/// Takes every descriptor the hard limit allows, as a Go daemon does at start-up, so rnsq
+/// serves as many connections as Go nsqd would under the same limits.
+fn raise_descriptor_limit() {
+    match rnsq::fd_limit::raise_to_hard() {
+        Ok(limits) => tracing::debug!(soft = limits.soft, hard = limits.hard, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
 }
 
 async fn wait_for_signal() {
