@@ -8,6 +8,7 @@
 //! on the socket, and print them under the rate: [`bytes_line`].
 
 pub mod conn;
+pub mod connections;
 pub mod lookup;
 pub mod meta;
 pub mod negotiate;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::bench::connections::Greeting;
 use crate::bench::transport_args::TransportArgs;
 use crate::bench::writer::Body;
 use crate::config::NsqdArgs;
@@ -137,6 +138,31 @@ pub enum BenchCommand {
         #[command(flatten)]
         transport: TransportArgs,
     },
+    /// A reconnect storm: every connection at once, answered; then held idle (memory, /stats)
+    #[command(version = version_text())]
+    Connections {
+        /// <addr>:<port> of the port to storm
+        #[arg(long, default_value = "127.0.0.1:4150", value_name = "ADDR")]
+        address: String,
+        /// What each connection sends: v2 (nsqd TCP), v1 (nsqlookupd TCP) or http
+        #[arg(long, value_enum, default_value_t = Greeting::V2)]
+        greeting: Greeting,
+        /// Connections opened at once
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// The server's pid, to report its resident memory per idle connection
+        #[arg(long, value_name = "PID")]
+        server_pid: Option<u32>,
+        /// nsqd's HTTP address, to time GET /stats while every connection is held
+        #[arg(long, value_name = "ADDR")]
+        stats_address: Option<String>,
+        /// v2: subscribe every connection to TOPIC/CHANNEL after IDENTIFY (RDY 0)
+        #[arg(long, value_name = "TOPIC/CHANNEL", value_parser = topic_channel)]
+        subscribe: Option<(String, String)>,
+        /// How long to hold the idle connections before reading the memory (Go duration)
+        #[arg(long, default_value = "2s", value_parser = duration::parse)]
+        hold: Duration,
+    },
     /// The loopback ceiling: message frames one way over one 127.0.0.1 socket, no broker
     #[command(version = version_text())]
     Pump {
@@ -183,6 +209,16 @@ pub enum MetaCommand {
         #[arg(long, default_value = "./data", value_name = "PATH")]
         data_path: PathBuf,
     },
+}
+
+/// `TOPIC/CHANNEL`, for `bench connections --subscribe`.
+fn topic_channel(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((topic, channel)) if !topic.is_empty() && !channel.is_empty() => {
+            Ok((topic.to_string(), channel.to_string()))
+        }
+        _ => Err(format!("{text:?} is not TOPIC/CHANNEL")),
+    }
 }
 
 /// Rewrites Go-style single-dash long flags (`-data-path=x`, `-mem-queue-size 5`) as

@@ -235,14 +235,6 @@ fn mem_lines(resident_bytes: Option<u64>, lines: &mut Lines<'_>) {
     lines.counter("mem.gc_runs", 0);
 }
 
-/// The process's resident set in bytes, or `None` when `/proc/self/statm` cannot be read.
-async fn resident_bytes() -> Option<u64> {
-    let statm = tokio::fs::read_to_string("/proc/self/statm").await.ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // 4 KiB pages, as `/stats` counts them (libc is no dependency of the daemon).
-    Some(pages * 4096)
-}
-
 /// Packs whole `lines` into packets of at most `size` bytes, in order; a line longer than
 /// `size` goes alone in a packet of its own.
 pub fn pack(lines: &[String], size: usize) -> Vec<Vec<u8>> {
@@ -325,7 +317,7 @@ pub async fn run(broker: Arc<Broker>, config: StatsdConfig, shutdown: Cancellati
         };
         topic_lines(&broker, &config, &mut previous, &mut lines);
         if config.mem_stats {
-            mem_lines(resident_bytes().await, &mut lines);
+            mem_lines(crate::resident::of_self().await, &mut lines);
         }
         let packets = pack(&lines.out, config.packet_size);
         tracing::debug!(address = %config.address, lines = lines.out.len(), packets = packets.len(), "pushing stats to statsd");

@@ -211,15 +211,11 @@ fn memory() -> Value {
     })
 }
 
+/// `/proc/self/statm` is served from memory by the kernel: reading it does not block.
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|pages| pages.parse::<u64>().ok())
-        })
-        .map(|pages| pages * 4096)
+        .and_then(|s| crate::resident::parse_statm(&s))
         .unwrap_or(0)
 }
 
