@@ -16,7 +16,11 @@
 //!
 //! A failed fsync poisons the barrier for good: after a failed fsync Linux may have dropped
 //! the dirty pages and a later fsync can succeed without them ("fsyncgate"), so no later
-//! success could prove anything. Every later call fails until the store is reopened.
+//! success could prove anything. Every later call fails until the store is reopened. A file
+//! or directory that cannot be *opened* (out of descriptors, most often) poisons nothing: no
+//! fsync ran, no page was dropped, and the next call's sync covers what this one could not.
+//! The store's directory and its log stay open for the barrier's life, so a commit without
+//! new blobs needs no new descriptor at all.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -24,8 +28,6 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
-
-use crate::durable_dir;
 
 /// sled's log file inside the store's directory.
 const LOG_FILE: &str = "db";
@@ -41,6 +43,10 @@ pub enum BarrierError {
     /// An fsync failed; the barrier is poisoned until the store is reopened.
     #[error("fsync of {path} failed: {source}")]
     Sync { path: PathBuf, source: io::Error },
+    /// A file or directory to fsync could not be opened or listed; nothing is poisoned, and
+    /// a later call may succeed.
+    #[error("cannot open {path} to fsync it: {source}")]
+    Open { path: PathBuf, source: io::Error },
     /// An fsync failed earlier: nothing written since can be proven durable.
     #[error("an earlier fsync failed ({0}); restart the broker to recover")]
     Poisoned(String),
@@ -65,6 +71,8 @@ struct Tickets {
 #[derive(Debug)]
 pub(super) struct Barrier {
     dir: PathBuf,
+    /// The store's directory, held open so that its fsync needs no new descriptor.
+    dir_handle: File,
     /// sled's log file, opened read-only: fsync works on any descriptor of the file.
     log: File,
     tickets: Mutex<Tickets>,
@@ -79,12 +87,15 @@ impl Barrier {
     /// including `dir`'s own entry in its parent.
     ///
     /// # Errors
-    /// [`BarrierError::Sync`] when a file cannot be opened or fsynced.
+    /// [`BarrierError::Open`] when a file cannot be opened, [`BarrierError::Sync`] when one
+    /// cannot be fsynced.
     pub fn open(dir: &Path) -> Result<Barrier, BarrierError> {
         let log_path = dir.join(LOG_FILE);
-        let log = File::open(&log_path).map_err(sync_error(&log_path))?;
+        let log = File::open(&log_path).map_err(open_error(&log_path))?;
+        let dir_handle = File::open(dir).map_err(open_error(dir))?;
         let barrier = Barrier {
             dir: dir.into(),
+            dir_handle,
             log,
             tickets: Mutex::new(Tickets::default()),
             done: Condvar::new(),
@@ -94,11 +105,11 @@ impl Barrier {
         match File::open(&conf) {
             Ok(file) => file.sync_all().map_err(sync_error(&conf))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(sync_error(&conf)(e)),
+            Err(e) => return Err(open_error(&conf)(e)),
         }
         barrier.log.sync_all().map_err(sync_error(&log_path))?;
         barrier.sync_blobs()?;
-        sync_dir(dir)?;
+        barrier.dir_handle.sync_all().map_err(sync_error(dir))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
         }
@@ -110,7 +121,8 @@ impl Barrier {
     /// one.
     ///
     /// # Errors
-    /// `flush`'s error, or [`BarrierError::Sync`] from the sync this caller ran, or
+    /// `flush`'s error, or [`BarrierError::Sync`] or [`BarrierError::Open`] from the sync this
+    /// caller ran, or
     /// [`BarrierError::Poisoned`] after any fsync has failed. What the caller wrote is then in
     /// sled but may not survive a power cut.
     pub fn commit<E: From<BarrierError>>(
@@ -149,7 +161,8 @@ impl Barrier {
                     tickets.durable = covers;
                     tickets.syncs += 1;
                 }
-                Some(Err(e)) => tickets.poisoned = Some(e.to_string()),
+                Some(Err(e @ BarrierError::Sync { .. })) => tickets.poisoned = Some(e.to_string()),
+                Some(Err(_)) => {}
                 None => {}
             }
             self.done.notify_all();
@@ -176,7 +189,7 @@ impl Barrier {
             .sync_data()
             .map_err(sync_error(&self.dir.join(LOG_FILE)))?;
         self.sync_blobs()?;
-        sync_dir(&self.dir)
+        self.dir_handle.sync_all().map_err(sync_error(&self.dir))
     }
 
     /// fsyncs each blob file not fsynced yet and, if there was one, the blob directory.
@@ -185,7 +198,7 @@ impl Barrier {
         let entries = match std::fs::read_dir(&blob_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(sync_error(&blob_dir)(e)),
+            Err(e) => return Err(open_error(&blob_dir)(e)),
         };
         let mut synced = self
             .synced_blobs
@@ -193,7 +206,7 @@ impl Barrier {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut new = false;
         for entry in entries {
-            let name = entry.map_err(sync_error(&blob_dir))?.file_name();
+            let name = entry.map_err(open_error(&blob_dir))?.file_name();
             if synced.contains(&name) {
                 continue;
             }
@@ -202,7 +215,7 @@ impl Barrier {
                 Ok(file) => file.sync_all().map_err(sync_error(&path))?,
                 // sled removed it meanwhile (a blob superseded before the flush).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(sync_error(&path)(e)),
+                Err(e) => return Err(open_error(&path)(e)),
             }
             synced.insert(name);
             new = true;
@@ -214,8 +227,20 @@ impl Barrier {
     }
 }
 
+/// Opens `dir` and fsyncs it: an open failure is [`BarrierError::Open`], an fsync failure
+/// [`BarrierError::Sync`].
 fn sync_dir(dir: &Path) -> Result<(), BarrierError> {
-    durable_dir::sync(dir).map_err(sync_error(dir))
+    File::open(dir)
+        .map_err(open_error(dir))?
+        .sync_all()
+        .map_err(sync_error(dir))
+}
+
+fn open_error(path: &Path) -> impl Fn(io::Error) -> BarrierError + '_ {
+    move |source| BarrierError::Open {
+        path: path.into(),
+        source,
+    }
 }
 
 fn sync_error(path: &Path) -> impl Fn(io::Error) -> BarrierError + '_ {
