@@ -3,7 +3,8 @@
 //! so does the pump. With `--snappy` and `--deflate`, against the built broker, the broker's
 //! `/stats` shows each bench connection as compressed while it runs, and the bytes line shows
 //! compressible bodies shrinking on the socket; `--tls` against a broker without TLS fails
-//! with a message saying so.
+//! with a message saying so. `bench connections` storms the V2 and HTTP ports and finds every
+//! subscribed connection in `/stats`.
 
 mod common;
 
@@ -256,4 +257,50 @@ async fn writer_reports_a_refused_publish() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("E_BAD_TOPIC"), "stderr: {stderr}");
     nsqd.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_storms_v2_and_http_and_lists_every_client_in_stats() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = common::BrokerProcess::spawn(dir.path(), &[]);
+    let tcp = rnsq::data_lock::read_holder(dir.path())
+        .and_then(|h| h.tcp_address)
+        .expect("the broker's TCP address")
+        .to_string();
+    let http = broker.http.to_string();
+    let pid = broker.child.id().to_string();
+
+    let out = bench(args(&[
+        "connections",
+        "--address",
+        &tcp,
+        "--connections",
+        "300",
+        "--subscribe",
+        "storm/ch",
+        "--server-pid",
+        &pid,
+        "--stats-address",
+        &http,
+        "--hold",
+        "0s",
+    ]))
+    .await;
+    assert!(out.contains("storm: 300 answered, 0 failed"), "{out}");
+    assert!(out.contains("300 clients listed"), "{out}");
+    assert!(out.contains("KiB a connection"), "{out}");
+
+    let out = bench(args(&[
+        "connections",
+        "--greeting",
+        "http",
+        "--address",
+        &http,
+        "--connections",
+        "200",
+        "--hold",
+        "0s",
+    ]))
+    .await;
+    assert!(out.contains("storm: 200 answered, 0 failed"), "{out}");
 }
