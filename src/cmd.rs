@@ -1,6 +1,7 @@
 //! The V2 commands, one file each, and the dispatch from a command line to its handler.
 //!
-//! A handler reads any body it needs from the connection's [`Inbound`] bytes, does its work
+//! A handler reads any body it needs from the connection's [`Inbound`] bytes (behind the
+//! command's read deadline, which a stalled body read fails as it fails the line), does its work
 //! through the broker, and returns the response frame's data (`None`: no response) or a
 //! [`ClientError`]. IDENTIFY may also ask the connection to upgrade its transport
 //! ([`Reply::Upgrade`]); commands never see the socket.
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use crate::broker::{Broker, Channel, Topic};
 use crate::config::{NsqdOptions, TlsRequired};
 use crate::protocol::ClientError;
+use crate::read_deadline::Timed;
 use crate::session::Session;
 use crate::transport::{Compression, Inbound};
 
@@ -33,7 +35,8 @@ pub struct Cx<'a> {
     pub broker: &'a Arc<Broker>,
     pub options: &'a NsqdOptions,
     pub session: &'a Arc<Session>,
-    pub reader: &'a mut Inbound,
+    /// The command's bytes, under the deadline the connection armed for this command.
+    pub reader: &'a mut Timed<Inbound>,
     /// Whether the broker can offer TLS (it has a certificate).
     pub tls_available: bool,
     /// What the transport has negotiated so far.

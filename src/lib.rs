@@ -30,6 +30,7 @@ pub mod nsqlookupd;
 pub mod options;
 pub mod protocol;
 pub mod queue;
+pub mod read_deadline;
 pub mod resident;
 pub mod session;
 pub mod statsd;

@@ -65,13 +65,26 @@ pub async fn read_size(reader: &mut (impl AsyncRead + Unpin)) -> std::io::Result
     reader.read_i32().await
 }
 
-/// Reads exactly `size` bytes (the caller has bounded `size`).
+/// The most of a body's buffer allocated before its bytes arrive.
+const BODY_CHUNK: usize = 64 * 1024;
+
+/// Reads exactly `size` bytes (the caller has bounded `size` by its limit). The buffer starts
+/// at [`BODY_CHUNK`] and doubles as the bytes arrive, never past `size`, so a client that
+/// announces a large body and sends nothing makes us hold 64 KiB, not `size`; the returned
+/// buffer's capacity is exactly `size`. On an error (the peer closed, or the read deadline
+/// passed) the bytes read so far are dropped.
 pub async fn read_body(
     reader: &mut (impl AsyncRead + Unpin),
     size: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let mut body = vec![0u8; size];
-    reader.read_exact(&mut body).await?;
+    let mut body = Vec::new();
+    while body.len() < size {
+        let start = body.len();
+        let step = (size - start).min(start.max(BODY_CHUNK));
+        body.reserve_exact(step);
+        body.resize(start + step, 0);
+        reader.read_exact(&mut body[start..]).await?;
+    }
     Ok(body)
 }
 
@@ -142,5 +155,17 @@ mod tests {
         assert_eq!(parse_decimal(b""), Some(0));
         assert_eq!(parse_decimal(b"-1"), None);
         assert_eq!(parse_decimal(b"1x"), None);
+    }
+
+    #[tokio::test]
+    async fn a_body_grows_as_it_arrives_to_exactly_its_size() {
+        let size = 5 * BODY_CHUNK + 7;
+        let bytes: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let body = read_body(&mut &bytes[..], size).await.unwrap();
+        assert_eq!(body, bytes);
+        assert_eq!(body.capacity(), size);
+        let short = read_body(&mut &bytes[..10], 11).await.unwrap_err();
+        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(read_body(&mut &b""[..], 0).await.unwrap().is_empty());
     }
 }

@@ -1,5 +1,16 @@
-//! One client connection: the magic, then the command loop (with the read deadline of two
-//! heartbeat intervals), the message pump beside it, and the cleanup when either ends.
+//! One client connection: the magic, then the command loop, the message pump beside it, and
+//! the cleanup when either ends.
+//!
+//! # What a slow or hostile client can hold
+//! Every read goes through one [`ReadDeadline`] for the connection's life. The magic must
+//! arrive within [`MAGIC_DEADLINE`]; then each command (its line and every body read after it)
+//! within two heartbeat intervals of the start of its line, as Go's `SetReadDeadline` before
+//! each command (60 s until IDENTIFY changes the interval; none when the client turns
+//! heartbeats off with `-1`, as in Go). A line is at most [`MAX_LINE`] bytes; a body's size
+//! is checked against `--max-msg-size` / `--max-body-size` before anything is read, and its
+//! buffer grows only as its bytes arrive ([`crate::protocol::read_body`]). So a client that
+//! stalls, trickles, or sends an endless line is dropped by its deadline (or at the line
+//! limit) holding at most the 16 KiB read buffer plus one line or one bounded body.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -15,11 +26,21 @@ use super::{pump, upgrade, TcpContext};
 use crate::broker::{ClientInfo, Identity};
 use crate::cmd::{self, Cx, Negotiated, Reply};
 use crate::protocol::{put_frame, FRAME_ERROR, MAGIC_V2};
+use crate::read_deadline::{ReadDeadline, Timed};
 use crate::session::{Session, Settings};
 use crate::transport::{self, Inbound, Sink, Source};
 
-/// The longest command line accepted.
+/// The longest command line accepted; a longer one closes the connection.
 const MAX_LINE: u64 = 64 * 1024;
+
+/// How long a new connection may take to send its 4-byte magic. Go nsqd has no deadline
+/// here (a silent connection holds a goroutine for ever); this is the allowance a connected
+/// client has for its first command anyway, two default heartbeat intervals (Go's 60 s client
+/// timeout), so no client Go serves is turned away.
+const MAGIC_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Go's default heartbeat interval: half its fixed 60 s client timeout.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// Runs one connection to its end.
 pub async fn run(
@@ -41,13 +62,20 @@ pub async fn run(
 
 async fn serve(
     context: Arc<TcpContext>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     remote: SocketAddr,
     id: u64,
     exit: CancellationToken,
 ) -> std::io::Result<()> {
+    let mut deadline = ReadDeadline::new();
+    deadline.arm(Some(MAGIC_DEADLINE));
+    let mut timed = deadline.wrap(stream);
     let mut magic = [0u8; 4];
-    stream.read_exact(&mut magic).await?;
+    tokio::select! {
+        _ = exit.cancelled() => return Ok(()),
+        read = timed.read_exact(&mut magic) => read?,
+    };
+    let (mut stream, deadline) = timed.into_parts();
     if &magic != MAGIC_V2 {
         let mut frame = Vec::new();
         put_frame(&mut frame, FRAME_ERROR, b"E_BAD_PROTOCOL");
@@ -60,7 +88,7 @@ async fn serve(
     // Go's client defaults: heartbeats at half its fixed 60 s client timeout, a 16 KiB
     // buffer, and the buffer timeout of `--output-buffer-timeout`.
     let settings = Settings {
-        heartbeat_interval: Some(Duration::from_secs(30)),
+        heartbeat_interval: Some(DEFAULT_HEARTBEAT),
         output_buffer_size: 16 * 1024,
         output_buffer_timeout: Some(opts.output_buffer.timeout),
         msg_timeout: opts.msg_timeout,
@@ -84,7 +112,7 @@ async fn serve(
     context.broker.add_client(info.clone());
     let pump = tokio::spawn(pump::run(session.clone()));
 
-    let reader = transport::inbound(Source::Plain(read_half));
+    let reader = deadline.wrap(transport::inbound(Source::Plain(read_half)));
     let result = command_loop(&context, &session, reader).await;
 
     session.exit.cancel();
@@ -103,7 +131,7 @@ async fn serve(
 async fn command_loop(
     context: &Arc<TcpContext>,
     session: &Arc<Session>,
-    mut reader: Inbound,
+    mut reader: Timed<Inbound>,
 ) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(128);
     let mut negotiated = Negotiated::default();
@@ -115,32 +143,27 @@ async fn command_loop(
         if options_changes.has_changed().unwrap_or(false) {
             options = options_changes.borrow_and_update().clone();
         }
-        let deadline = session.settings().heartbeat_interval.map(|i| i * 2);
-        let read = async {
-            let mut limited = (&mut reader).take(MAX_LINE);
-            let read = limited.read_until(b'\n', &mut line);
-            match deadline {
-                Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "client missed two heartbeats",
-                    ))
-                }),
-                None => read.await,
-            }
-        };
+        // One deadline for the whole command: the line here, and every body read the
+        // command makes through `reader`.
+        let limit = session.settings().heartbeat_interval.map(|i| i * 2);
+        reader.deadline_mut().arm(limit);
+        let mut limited = (&mut reader).take(MAX_LINE);
         let read = tokio::select! {
             _ = session.exit.cancelled() => return Ok(()),
-            read = read => read?,
+            read = limited.read_until(b'\n', &mut line) => read?,
         };
         if read == 0 {
             return Ok(());
         }
         if line.last() != Some(&b'\n') {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "command line too long",
-            ));
+            if line.len() as u64 >= MAX_LINE {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "command line too long",
+                ));
+            }
+            // The client closed mid-line; Go drops the partial line the same way.
+            return Ok(());
         }
         line.pop();
         if line.last() == Some(&b'\r') {
@@ -164,18 +187,19 @@ async fn command_loop(
                 tls,
                 compression,
             }) => {
-                reader = match upgrade::upgrade(
+                let (inbound, deadline) = reader.into_parts();
+                let upgraded = upgrade::upgrade(
                     context,
                     session,
-                    reader,
+                    inbound,
                     &mut negotiated,
                     &response,
                     tls,
                     compression,
                 )
-                .await
-                {
-                    Ok(upgraded) => upgraded,
+                .await;
+                reader = match upgraded {
+                    Ok(upgraded) => deadline.wrap(upgraded),
                     Err(error) => {
                         tracing::info!(%error, "transport upgrade failed; closing");
                         return Ok(());
