@@ -16,6 +16,8 @@ use std::sync::Arc;
 use tokio::io::BufReader;
 use tokio::net::tcp::OwnedReadHalf;
 
+use crate::read_deadline::Timed;
+
 use super::registration_db::Peer;
 use super::LookupdState;
 use crate::names;
@@ -68,8 +70,13 @@ impl Session {
 pub struct Cx<'a> {
     pub state: &'a Arc<LookupdState>,
     pub session: &'a mut Session,
-    pub reader: &'a mut BufReader<OwnedReadHalf>,
+    /// The command's bytes, under the deadline the connection armed for this command.
+    pub reader: &'a mut Timed<BufReader<OwnedReadHalf>>,
 }
+
+/// The largest IDENTIFY body accepted: an nsqd's is a couple of hundred bytes of JSON. (Go
+/// allocates whatever size the peer announces, up to 2 GiB.)
+pub const MAX_IDENTIFY_BODY: u64 = 64 * 1024;
 
 /// A command's outcome: the response's data.
 pub type CmdResult = Result<Vec<u8>, ClientError>;

@@ -1,9 +1,19 @@
 //! The TCP server for lookup protocol V1: accepts nsqd connections and runs each on its own
 //! task until it ends or the server stops. When a connection ends, its peer leaves every
 //! registration (the registrations themselves stay).
+//!
+//! # What a slow or hostile peer can hold
+//! Go nsqlookupd reads with no deadline and no limit. Here every read of a connection goes
+//! through one [`ReadDeadline`]: the magic, and then each command (its line and IDENTIFY's
+//! body) must arrive within [`READ_DEADLINE`] of the command's start; a line is at most
+//! [`MAX_LINE`] bytes and IDENTIFY's body at most
+//! [`MAX_IDENTIFY_BODY`](super::cmd::MAX_IDENTIFY_BODY), its buffer growing only as the
+//! bytes arrive. A peer that stalls, trickles or sends an endless line is dropped, holding at
+//! most the 8 KiB read buffer plus one line or one bounded body.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -13,10 +23,16 @@ use tracing::Instrument;
 use super::cmd::{self, Cx, Session};
 use super::LookupdState;
 use crate::lookup_wire::{put_response, MAGIC_V1};
+use crate::read_deadline::ReadDeadline;
 
 /// The longest command line accepted; longer ones close the connection. (Go has no limit;
 /// the longest valid line is under 200 bytes.)
 const MAX_LINE: u64 = 64 * 1024;
+
+/// How long a peer has for the magic and then for each command. An nsqd PINGs every 15 s
+/// ([`crate::lookup::PING_INTERVAL`], as Go's), so a live one is never near this: four
+/// missed pings, Go nsqd's own 60 s client timeout.
+pub const READ_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Accepts connections until `shutdown`; then each connection closes at its next wait for
 /// input or output. Returns when all have closed.
@@ -64,11 +80,15 @@ async fn run(
 
 async fn serve_connection(
     state: &Arc<LookupdState>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     session: &mut Session,
 ) -> std::io::Result<()> {
+    let mut deadline = ReadDeadline::new();
+    deadline.arm(Some(READ_DEADLINE));
+    let mut timed = deadline.wrap(stream);
     let mut magic = [0u8; 4];
-    stream.read_exact(&mut magic).await?;
+    timed.read_exact(&mut magic).await?;
+    let (mut stream, deadline) = timed.into_parts();
     if &magic != MAGIC_V1 {
         tracing::warn!(magic = %String::from_utf8_lossy(&magic), "bad protocol magic");
         let mut out = Vec::new();
@@ -78,10 +98,12 @@ async fn serve_connection(
     }
 
     let (read_half, mut write_half) = stream.into_split();
-    let mut reader = BufReader::new(read_half);
+    let mut reader = deadline.wrap(BufReader::new(read_half));
     let mut line = Vec::new();
     loop {
         line.clear();
+        // One deadline for the line and any body the command reads.
+        reader.deadline_mut().arm(Some(READ_DEADLINE));
         (&mut reader)
             .take(MAX_LINE)
             .read_until(b'\n', &mut line)

@@ -5,14 +5,16 @@
 //! `IDENTIFY\n[4-byte BE size][JSON]` → JSON `{broadcast_address, hostname, http_port,
 //! tcp_port, version}` (Go's key order). The body needs `broadcast_address`, `tcp_port`,
 //! `http_port` and `version` (`hostname` is optional), else `E_BAD_BODY IDENTIFY missing
-//! fields`; a second IDENTIFY is `E_INVALID cannot IDENTIFY again`.
+//! fields`; a second IDENTIFY is `E_INVALID cannot IDENTIFY again`; a size over
+//! [`MAX_IDENTIFY_BODY`] is `E_BAD_BODY IDENTIFY body too big <size> > <max>` (rnsq's bound,
+//! in nsqd's words; Go has none).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 
-use super::{ClientError, CmdResult, Cx};
+use super::{ClientError, CmdResult, Cx, MAX_IDENTIFY_BODY};
 use crate::lookup_wire::{LookupdInfo, OK};
 use crate::nsqlookupd::registration_db::{Peer, PeerInfo, Registration};
 use crate::NSQ_VERSION;
@@ -31,6 +33,11 @@ pub async fn exec(cx: &mut Cx<'_>) -> CmdResult {
         .await
         .map_err(|_| bad_body("IDENTIFY failed to read body size"))?;
     let size = u64::try_from(size).map_err(|_| bad_body("IDENTIFY failed to read body"))?;
+    if size > MAX_IDENTIFY_BODY {
+        return Err(bad_body(&format!(
+            "IDENTIFY body too big {size} > {MAX_IDENTIFY_BODY}"
+        )));
+    }
     // Grown as the bytes arrive, so that a size alone reserves nothing.
     let mut body = Vec::new();
     let read = (&mut *cx.reader).take(size).read_to_end(&mut body).await;
