@@ -78,14 +78,29 @@ pub async fn read_body(
     size: usize,
 ) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
-    while body.len() < size {
-        let start = body.len();
-        let step = (size - start).min(start.max(BODY_CHUNK));
-        body.reserve_exact(step);
-        body.resize(start + step, 0);
-        reader.read_exact(&mut body[start..]).await?;
-    }
+    read_body_into(reader, size, &mut body).await?;
     Ok(body)
+}
+
+/// [`read_body`] into `body` (emptied first); on an error `body` holds the bytes that did
+/// arrive, for a caller whose error depends on how far the body got (MPUB).
+pub async fn read_body_into(
+    reader: &mut (impl AsyncRead + Unpin),
+    size: usize,
+    body: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    body.clear();
+    while body.len() < size {
+        let have = body.len();
+        if have == body.capacity() {
+            body.reserve_exact((size - have).min(have.max(BODY_CHUNK)));
+        }
+        let remaining = (size - have) as u64;
+        if (&mut *reader).take(remaining).read_buf(body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
 }
 
 /// Parses a decimal count the way nsqd does (digits only; empty is 0).
@@ -167,5 +182,10 @@ mod tests {
         let short = read_body(&mut &bytes[..10], 11).await.unwrap_err();
         assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
         assert!(read_body(&mut &b""[..], 0).await.unwrap().is_empty());
+        let mut partial = Vec::new();
+        assert!(read_body_into(&mut &bytes[..10], 11, &mut partial)
+            .await
+            .is_err());
+        assert_eq!(partial, bytes[..10]);
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::publish::{publish, topic_param};
 use super::{CmdResult, Cx};
 use crate::message::Message;
-use crate::protocol::{read_body, read_size, ClientError};
+use crate::protocol::{read_body_into, read_size, ClientError};
 
 pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     let topic = topic_param("MPUB", params, 2).map_err(|mut e| {
@@ -37,15 +37,65 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
             format!("MPUB body too big {size} > {max_body}"),
         ));
     }
-    let body = read_body(cx.reader, size as usize)
+    let mut body = Vec::new();
+    if read_body_into(cx.reader, size as usize, &mut body)
         .await
-        .map_err(|_| ClientError::fatal("E_BAD_BODY", "MPUB failed to read body"))?;
+        .is_err()
+    {
+        return Err(stalled(&body, cx.options.max_msg_size, max_body));
+    }
     let bodies = split_messages(Bytes::from(body), cx.options.max_msg_size)?;
     let messages = bodies
         .into_iter()
         .map(|b| Message::new(cx.broker.next_id(), b))
         .collect();
     publish(cx, topic, messages, "E_MPUB_FAILED", "MPUB").await
+}
+
+/// The error Go's MPUB gives when the body's bytes stop (the peer closed, or the read
+/// deadline passed) after `partial`: Go reads the count and each message as they come, so it
+/// fails at the first piece that is missing or invalid, and says which.
+fn stalled(partial: &[u8], max_msg_size: i64, max_body_size: i64) -> ClientError {
+    let read_i32 = |at: usize| -> Option<i32> {
+        partial
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let Some(count) = read_i32(0) else {
+        return ClientError::fatal("E_BAD_BODY", "MPUB failed to read message count");
+    };
+    // Go's bound: 4 bytes of count, then at least 5 per message.
+    if count <= 0 || i64::from(count) > (max_body_size - 4) / 5 {
+        return ClientError::fatal("E_BAD_BODY", format!("MPUB invalid message count {count}"));
+    }
+    let mut at = 4;
+    for i in 0..count {
+        let Some(size) = read_i32(at) else {
+            return ClientError::fatal(
+                "E_BAD_MESSAGE",
+                format!("MPUB failed to read message({i}) body size"),
+            );
+        };
+        if size <= 0 {
+            return ClientError::fatal(
+                "E_BAD_MESSAGE",
+                format!("MPUB invalid message({i}) body size {size}"),
+            );
+        }
+        if i64::from(size) > max_msg_size {
+            return ClientError::fatal(
+                "E_BAD_MESSAGE",
+                format!("MPUB message too big {size} > {max_msg_size}"),
+            );
+        }
+        at += 4 + size as usize;
+        if at > partial.len() {
+            return ClientError::fatal("E_BAD_MESSAGE", "MPUB failed to read message body");
+        }
+    }
+    // Every message arrived and only the rest of the announced size did not (Go would not
+    // have waited for it).
+    ClientError::fatal("E_BAD_BODY", "MPUB failed to read body")
 }
 
 /// Splits an MPUB body into message bodies (shared, not copied).
@@ -129,5 +179,36 @@ mod tests {
         let mut short = body(&[b"abc"]).to_vec();
         short.pop();
         assert!(split_messages(Bytes::from(short), 10).is_err());
+    }
+
+    #[test]
+    fn a_stalled_body_fails_where_go_would() {
+        let stall = |partial: &[u8]| stalled(partial, 10, 100).to_string();
+        let full = body(&[b"ab", b"cd"]);
+        assert_eq!(
+            stall(&full[..3]),
+            "E_BAD_BODY MPUB failed to read message count"
+        );
+        assert_eq!(
+            stall(&full[..4]),
+            "E_BAD_MESSAGE MPUB failed to read message(0) body size"
+        );
+        assert_eq!(
+            stall(&full[..9]),
+            "E_BAD_MESSAGE MPUB failed to read message body"
+        );
+        assert_eq!(
+            stall(&full[..10]),
+            "E_BAD_MESSAGE MPUB failed to read message(1) body size"
+        );
+        assert_eq!(stall(&full), "E_BAD_BODY MPUB failed to read body");
+        assert_eq!(
+            stall(&[0, 0, 0, 20]),
+            "E_BAD_BODY MPUB invalid message count 20"
+        );
+        assert_eq!(
+            stall(&body(&[b"0123456789x"])[..8]),
+            "E_BAD_MESSAGE MPUB message too big 11 > 10"
+        );
     }
 }
