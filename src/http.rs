@@ -70,14 +70,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; requests in progress finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+/// Slow clients are bounded as [`crate::http_serve`] says.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    crate::http_serve::serve(listener, router, shutdown).await
 }
 
 /// Maps a broker failure to Go's reply for it.

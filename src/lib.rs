@@ -14,6 +14,7 @@ pub mod durable_dir;
 pub mod fd_limit;
 pub mod guid;
 pub mod http;
+pub mod http_serve;
 pub mod listen;
 pub mod loader;
 pub mod log_prefix;

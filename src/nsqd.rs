@@ -288,14 +288,7 @@ impl Nsqd {
             }
             TlsRequired::NotRequired | TlsRequired::ExceptHttp => router,
         };
-        tasks.spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                if let Err(e) = http::serve(http_listener, plain_router, shutdown).await {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            }
-        });
+        tasks.spawn(http::serve(http_listener, plain_router, shutdown.clone()));
 
         tasks.close();
         // Serving: the topic logs boot left closed now open in the background.

@@ -108,18 +108,11 @@ impl Nsqlookupd {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(tcp::serve(tcp_listener, state.clone(), shutdown.clone()));
-        tasks.spawn({
-            let router = http::router(state.clone());
-            let shutdown = shutdown.clone();
-            async move {
-                let served = axum::serve(http_listener, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            }
-        });
+        tasks.spawn(crate::http_serve::serve(
+            http_listener,
+            http::router(state.clone()),
+            shutdown.clone(),
+        ));
         tasks.close();
         tracing::info!(
             %tcp_address,

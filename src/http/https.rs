@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +16,8 @@ use crate::tls::TlsServer;
 /// does over plain TCP: each connection on a task of its own; on shutdown, handshakes under
 /// way are dropped, requests in progress finish, idle connections close; returns when every
 /// connection has ended. A failed handshake (a refused client certificate, a timeout, a plain
-/// HTTP request) closes that connection only.
+/// HTTP request) closes that connection only. After the handshake, slow clients are bounded as
+/// [`crate::http_serve`] says.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<TlsServer>,
@@ -47,14 +46,9 @@ async fn connection(
         _ = shutdown.cancelled() => return Ok(()),
         accepted = tls.accept(stream) => accepted.map_err(|e| format!("TLS handshake: {e}"))?,
     };
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
-    tokio::pin!(connection);
-    tokio::select! {
-        served = connection.as_mut() => return served.map_err(|e| e.to_string()),
-        _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
-    }
-    connection.await.map_err(|e| e.to_string())
+    crate::http_serve::serve_connection(stream, router, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The plain-HTTP API under `--tls-required=true`: every request, whatever its path or
