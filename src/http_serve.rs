@@ -8,8 +8,11 @@
 //! header read timeout and a bound on an idle keep-alive connection (hyper starts the timer as
 //! soon as the previous response is written). A header is held in at most hyper's read buffer
 //! (about 400 KiB, and at most 100 header fields; more is a 431). Bodies are the handlers':
-//! each reads at most its limit (`/pub` `--max-msg-size`, `/mpub` `--max-body-size`) and
-//! refuses a larger `Content-Length` before reading any of it.
+//! nsqd's `/pub` and `/mpub` read at most their limit (`--max-msg-size`, `--max-body-size`),
+//! refuse a larger `Content-Length` before reading any of it, and give a body
+//! [`BODY_READ_TIMEOUT`] to arrive; every other route, and all of nsqlookupd's, never reads
+//! a body (hyper takes what has already arrived of an unread body, then closes the
+//! connection rather than wait for the rest).
 
 use std::time::Duration;
 
@@ -24,6 +27,11 @@ use tokio_util::sync::CancellationToken;
 /// for it (accepted, or done with the previous response). Go's 60 s client timeout: long
 /// enough for any client that means to send, and the longest a silent connection is kept.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a handler that reads a body waits for all of it, counted from when it starts
+/// reading: the same 60 s, which is also what a V2 client that keeps the default heartbeat
+/// has for a whole MPUB.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, each connection on a task the
 /// accept loop owns; then requests in progress finish, idle connections close, and this

@@ -508,6 +508,25 @@ async fn bodies_over_the_limits_are_refused_before_they_are_read() {
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     assert!(reply.contains(r#"{"message":"MSG_TOO_BIG"}"#), "{reply}");
 
+    // nsqlookupd's HTTP API reads no body: a huge Content-Length is answered without
+    // waiting for it, and the connection closes rather than drain it.
+    let lookupd = Lookupd::spawn();
+    let mut stream = connect(lookupd.http).await;
+    stream
+        .write_all(&head("/topic/create?topic=t", 100 * 1024 * 1024))
+        .await
+        .unwrap();
+    let (_, got) = closed_by(
+        &mut stream,
+        Instant::now(),
+        common::v2::WAIT,
+        "lookupd body",
+    )
+    .await;
+    let reply = String::from_utf8_lossy(&got);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    drop(lookupd);
+
     v2_still_serves(tcp).await;
     let reply = http_status(http, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
@@ -661,6 +680,23 @@ async fn the_sixty_second_bounds_drop_silent_and_trickling_peers_on_every_port()
             assert!(!reply.contains("200 OK"), "{what}: answered {reply}");
         });
     }
+    // HTTP: a /pub whose Content-Length is within the limit but whose body never comes:
+    // answered Go's 500 for a failed body read once the body timeout has passed.
+    cases.spawn(async move {
+        let what = "nsqd HTTP: a /pub body that never comes";
+        let mut stream = connect(nsqd_http).await;
+        let head = b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nfirst";
+        stream.write_all(head).await.unwrap();
+        let (elapsed, got) =
+            closed_by(&mut stream, Instant::now(), LONG_DEADLINE + SLACK, what).await;
+        assert_at_deadline(what, elapsed, LONG_DEADLINE);
+        let reply = String::from_utf8_lossy(&got);
+        assert!(reply.starts_with("HTTP/1.1 500"), "{what}: {reply}");
+        assert!(
+            reply.contains(r#"{"message":"INTERNAL_ERROR"}"#),
+            "{what}: {reply}"
+        );
+    });
     // HTTP: a keep-alive connection left idle after its request is closed too.
     cases.spawn(async move {
         let what = "nsqd HTTP: an idle keep-alive connection";

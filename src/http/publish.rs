@@ -1,15 +1,23 @@
 //! `POST /pub` (one message, optional `defer` in ms) and `POST /mpub` (newline-separated, or
 //! `binary=true` for `[4-byte count]([4-byte size][bytes])*`), with Go nsqd's limits and codes.
+//!
+//! A body is refused (413) by its `Content-Length` before any of it is read, or as soon as
+//! more than the limit has come; one that has not all come within
+//! [`BODY_READ_TIMEOUT`] is answered 500 `INTERNAL_ERROR`, Go's reply to a failed body read
+//! (Go itself waits for ever).
 
 use axum::body::{Body, Bytes};
 use axum::extract::RawQuery;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use bytes::BytesMut;
+use futures_util::StreamExt;
 
 use super::params::{parse_bool, Params};
 use super::response::{v1, ApiError, ApiResult, Reply};
 use super::{broker_error, State};
 use crate::cmd::split_messages;
+use crate::http_serve::BODY_READ_TIMEOUT;
 use crate::message::Message;
 
 fn content_length(headers: &HeaderMap) -> Option<i64> {
@@ -21,11 +29,55 @@ fn content_length(headers: &HeaderMap) -> Option<i64> {
         .ok()
 }
 
-/// Reads at most `limit` bytes; `Err(())` when there were more (or the read failed).
-async fn read_limited(body: Body, limit: i64) -> Result<Bytes, ()> {
-    axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+/// Why a request body could not be had.
+#[derive(Debug)]
+enum BodyError {
+    /// More than the limit came: 413 with the route's code.
+    TooBig,
+    /// The body did not arrive within [`BODY_READ_TIMEOUT`], or its read failed: Go's answer
+    /// to a failed body read, 500 `INTERNAL_ERROR`.
+    Unread,
+}
+
+impl BodyError {
+    fn reply(self, too_big: &'static str) -> ApiError {
+        match self {
+            BodyError::TooBig => ApiError::new(413, too_big),
+            BodyError::Unread => ApiError::new(500, "INTERNAL_ERROR"),
+        }
+    }
+}
+
+/// Reads the body, at most `limit` bytes of it, within [`BODY_READ_TIMEOUT`] of the call.
+/// Fails as soon as the limit is passed, so no more than `limit` (plus one chunk) is ever
+/// buffered; a body in one chunk is not copied.
+async fn read_limited(body: Body, limit: i64) -> Result<Bytes, BodyError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let read = async {
+        let mut chunks = body.into_data_stream();
+        let mut first: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|_| BodyError::Unread)?;
+            let have = first.as_ref().map_or(0, Bytes::len) + joined.len();
+            if have + chunk.len() > limit {
+                return Err(BodyError::TooBig);
+            }
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                held => {
+                    if let Some(held) = held {
+                        joined.extend_from_slice(&held);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(first.unwrap_or_else(|| joined.freeze()))
+    };
+    tokio::time::timeout(BODY_READ_TIMEOUT, read)
         .await
-        .map_err(|_| ())
+        .unwrap_or(Err(BodyError::Unread))
 }
 
 async fn put(state: &State, topic: &str, messages: Vec<Message>) -> ApiResult {
@@ -59,7 +111,7 @@ pub async fn publish(
         }
         let body = read_limited(body, max)
             .await
-            .map_err(|()| ApiError::new(413, "MSG_TOO_BIG"))?;
+            .map_err(|e| e.reply("MSG_TOO_BIG"))?;
         if body.is_empty() {
             return Err(ApiError::new(400, "MSG_EMPTY"));
         }
@@ -102,7 +154,7 @@ pub async fn multi_publish(
             .is_some_and(|v| parse_bool(v).unwrap_or(true));
         let body = read_limited(body, opts.max_body_size)
             .await
-            .map_err(|()| ApiError::new(413, "BODY_TOO_BIG"))?;
+            .map_err(|e| e.reply("BODY_TOO_BIG"))?;
         let bodies = if binary {
             split_messages(body, opts.max_msg_size)
                 .map_err(|e| ApiError::new(413, e.code.trim_start_matches("E_")))?
