@@ -84,11 +84,6 @@ impl<R> Timed<R> {
         &mut self.deadline
     }
 
-    /// The reader beneath.
-    pub fn get_ref(&self) -> &R {
-        &self.inner
-    }
-
     /// Takes the reader and its deadline apart (to upgrade the reader and wrap it again).
     pub fn into_parts(self) -> (R, ReadDeadline) {
         (self.inner, self.deadline)
