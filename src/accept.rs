@@ -1,4 +1,5 @@
-//! The accept loop both TCP servers (nsqd's V2, nsqlookupd's V1) share: accept until shutdown,
+//! The accept loop every listener shares (nsqd's V2, nsqlookupd's V1, and the HTTP and HTTPS
+//! ports through `http_serve`): accept until shutdown,
 //! run each connection on a task the loop owns, and return only when every connection has
 //! ended.
 //!
