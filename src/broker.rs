@@ -129,12 +129,24 @@ impl Broker {
         Self::with_config(store, BrokerConfig::default())
     }
 
-    /// A broker with no topics, persisting to `store`.
+    /// A broker with no topics, persisting to `store`, whose message IDs are unique within
+    /// this process.
     pub fn with_config(store: Arc<MetaStore>, config: BrokerConfig) -> Arc<Self> {
+        let guids = GuidFactory::new(config.node_id);
+        Self::with_guids(store, config, guids)
+    }
+
+    /// A broker with no topics, persisting to `store`, taking message IDs from `guids` (the
+    /// daemon's resumes from the data path's lease, so IDs stay increasing across restarts).
+    pub fn with_guids(
+        store: Arc<MetaStore>,
+        config: BrokerConfig,
+        guids: GuidFactory,
+    ) -> Arc<Self> {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         Arc::new(Broker {
             store,
-            guids: GuidFactory::new(config.node_id),
+            guids,
             channel_source: std::sync::RwLock::new(None),
             config,
             topics: Mutex::new(HashMap::new()),

@@ -36,6 +36,7 @@ use crate::auth::AuthClient;
 use crate::broker::{Broker, BrokerConfig};
 use crate::config::{LiveOptions, NsqdOptions, TlsRequired};
 use crate::data_lock::{DataLock, Holder, LockError};
+use crate::guid::{self, GuidFactory};
 use crate::http::{self, HttpState};
 use crate::loader::{self, LoadError, LoadReport};
 use crate::lookup::{self, LookupChannelSource, LookupContext};
@@ -161,21 +162,22 @@ impl Nsqd {
         })
         .await??;
 
-        let store = blocking({
+        let (store, guids) = blocking({
             let data_path = data_path.clone();
             let node_id = opts.node_id;
-            move || -> Result<MetaStore, StartError> {
+            move || -> Result<(MetaStore, GuidFactory), StartError> {
                 let removed = nsqd_dat::remove_stray_temps(&data_path).unwrap_or(0);
                 if removed > 0 {
                     tracing::info!(removed, "removed stray nsqd.dat temp files");
                 }
                 let store = MetaStore::open(&data_path.join(meta_store::STORE_DIR))?;
                 first_boot::bootstrap(&store, &data_path, node_id)?;
-                Ok(store)
+                let guids = GuidFactory::resume(node_id, &data_path.join(guid::lease::LEASE_FILE));
+                Ok((store, guids))
             }
         })
         .await??;
-        let broker = Broker::with_config(
+        let broker = Broker::with_guids(
             Arc::new(store),
             BrokerConfig {
                 queue_root: Some(data_path.join(crate::queue::QUEUES_DIR)),
@@ -191,6 +193,7 @@ impl Nsqd {
                 e2e_percentiles: opts.e2e_processing_latency_percentiles.clone(),
                 e2e_window: opts.e2e_processing_latency_window_time,
             },
+            guids,
         );
         let load_report = loader::load(&broker).await?;
         // The store is the truth: whatever nsqd.dat held (stale, corrupt, Go's) is replaced.
