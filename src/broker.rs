@@ -90,6 +90,9 @@ pub struct BrokerConfig {
     pub e2e_percentiles: Vec<f64>,
     /// The window they are computed over.
     pub e2e_window: std::time::Duration,
+    /// The longest a message may be deferred (`--max-req-timeout`): a due time restored from
+    /// disk that lies further ahead (the wall clock stepped back meanwhile) is held this long.
+    pub max_defer: std::time::Duration,
 }
 
 impl Default for BrokerConfig {
@@ -100,6 +103,7 @@ impl Default for BrokerConfig {
             node_id: 0,
             e2e_percentiles: Vec::new(),
             e2e_window: std::time::Duration::from_secs(600),
+            max_defer: std::time::Duration::from_secs(3600),
         }
     }
 }

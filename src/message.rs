@@ -14,8 +14,9 @@ pub const MESSAGE_ID_LEN: usize = 16;
 /// The bytes a message frame carries besides the body.
 pub const HEADER_LEN: usize = 8 + 2 + MESSAGE_ID_LEN;
 
-/// One message. Cloning shares the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message. Cloning shares the body. Equality compares what a message is (everything
+/// but [`Message::published`], which only this process can know).
+#[derive(Debug, Clone)]
 pub struct Message {
     pub id: MessageId,
     pub body: Bytes,
@@ -28,7 +29,24 @@ pub struct Message {
     pub deferred_ms: u32,
     /// Its place in the topic's log (from 1), given when the log takes it; 0 before.
     pub seq: u64,
+    /// When this process published it, on the monotonic clock; `None` once read back from
+    /// disk. A DPUB's deferral counts from here while it is known, so a wall clock stepping
+    /// between publication and the first read neither stretches nor cuts it.
+    pub published: Option<tokio::time::Instant>,
 }
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.body == other.body
+            && self.timestamp == other.timestamp
+            && self.attempts == other.attempts
+            && self.deferred_ms == other.deferred_ms
+            && self.seq == other.seq
+    }
+}
+
+impl Eq for Message {}
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
@@ -48,6 +66,7 @@ impl Message {
             attempts: 0,
             deferred_ms: 0,
             seq: 0,
+            published: Some(tokio::time::Instant::now()),
         }
     }
 

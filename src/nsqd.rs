@@ -192,6 +192,7 @@ impl Nsqd {
                 node_id: opts.node_id,
                 e2e_percentiles: opts.e2e_processing_latency_percentiles.clone(),
                 e2e_window: opts.e2e_processing_latency_window_time,
+                max_defer: opts.max_req_timeout,
             },
             guids,
         );

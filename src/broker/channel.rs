@@ -40,6 +40,8 @@ pub struct Channel {
     changes: watch::Sender<u64>,
     exit: CancellationToken,
     latency: Option<Mutex<LatencyWindow>>,
+    /// The longest deferral a due time read back from disk may still ask for.
+    max_defer: Duration,
     timer_task: LazyTask,
 }
 
@@ -57,6 +59,7 @@ impl Channel {
         paused: bool,
         cursor: ChannelCursor,
         latency_window: Option<Duration>,
+        max_defer: Duration,
         spawner: Spawner,
     ) -> Self {
         Channel {
@@ -73,6 +76,7 @@ impl Channel {
             changes: watch::channel(0).0,
             exit: CancellationToken::new(),
             latency: latency_window.map(|w| Mutex::new(LatencyWindow::new(w))),
+            max_defer,
             timer_task: LazyTask::new(spawner),
         }
     }
@@ -178,15 +182,24 @@ impl Channel {
     }
 
     /// The next message to deliver, if one is waiting now.
+    ///
+    /// Messages read back with a due time (DPUB, or deferred when the cursor was saved) wait
+    /// on the monotonic clock from here on, so a wall clock stepping later changes nothing.
+    /// A due time is wall-clock milliseconds, though, the only time that spans a restart:
+    /// one that lies more than `--max-req-timeout` ahead (the clock stepped back while the
+    /// broker was down) waits `--max-req-timeout`, and one already past (stepped forward) is
+    /// delivered at once.
     pub fn try_next_message(self: &Arc<Self>) -> Option<Message> {
         let mut deferred = Vec::new();
         let message = self.cursor.take(&mut deferred);
         if !deferred.is_empty() {
             let now_ms = crate::message::now_ns() / 1_000_000;
             let now = Instant::now();
+            let max_ms = i64::try_from(self.max_defer.as_millis()).unwrap_or(i64::MAX);
             for (message, due_ms) in deferred {
-                let wait = Duration::from_millis(u64::try_from(due_ms - now_ms).unwrap_or(0));
-                self.defer_until(message, now + wait, due_ms);
+                let wait_ms = due_ms.saturating_sub(now_ms).clamp(0, max_ms);
+                let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+                self.defer_until(message, now + wait, now_ms.saturating_add(wait_ms));
             }
         }
         message

@@ -112,7 +112,14 @@ impl Broker {
         cursor: ChannelCursor,
     ) -> Arc<Channel> {
         let latency = (!self.config.e2e_percentiles.is_empty()).then_some(self.config.e2e_window);
-        Arc::new(Channel::new(name, paused, cursor, latency, self.spawner()))
+        Arc::new(Channel::new(
+            name,
+            paused,
+            cursor,
+            latency,
+            self.config.max_defer,
+            self.spawner(),
+        ))
     }
 
     /// Where a channel's cursor is saved (`None`: ephemeral or in memory).

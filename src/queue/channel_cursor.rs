@@ -225,7 +225,17 @@ impl ChannelCursor {
             let mut new = 0;
             for (at, mut message) in batch {
                 let mut due = if message.deferred_ms > 0 {
-                    message.timestamp / 1_000_000 + i64::from(message.deferred_ms)
+                    let asked = i64::from(message.deferred_ms);
+                    match message.published {
+                        // Published by this process: counted on the monotonic clock.
+                        Some(at) => {
+                            let waited = i64::try_from(at.elapsed().as_millis()).unwrap_or(asked);
+                            now + (asked - waited).max(0)
+                        }
+                        // Read back from disk: the wall clock is all that spans a restart, but
+                        // never later than the deferral from now (it may have stepped back).
+                        None => (message.timestamp / 1_000_000 + asked).min(now + asked),
+                    }
                 } else {
                     0
                 };

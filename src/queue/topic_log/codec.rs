@@ -35,5 +35,6 @@ pub(super) fn decode(payload: &[u8]) -> Option<Message> {
         attempts,
         deferred_ms,
         seq,
+        published: None,
     })
 }
