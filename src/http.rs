@@ -17,7 +17,7 @@ mod topic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -32,9 +32,32 @@ use response::ApiError;
 pub struct HttpState {
     pub broker: Arc<Broker>,
     pub options: Arc<LiveOptions>,
-    pub start_time: SystemTime,
+    pub start_time: StartTime,
     pub tcp_address: SocketAddr,
     pub http_address: SocketAddr,
+}
+
+/// When the daemon started: the wall-clock time it reports, and the monotonic instant its
+/// uptime counts from (so that a wall clock stepping back or forward leaves uptime true).
+#[derive(Debug, Clone, Copy)]
+pub struct StartTime {
+    pub wall: SystemTime,
+    pub at: Instant,
+}
+
+impl StartTime {
+    /// Now.
+    pub fn now() -> Self {
+        StartTime {
+            wall: SystemTime::now(),
+            at: Instant::now(),
+        }
+    }
+
+    /// Time since the start, on the monotonic clock.
+    pub fn uptime(&self) -> Duration {
+        self.at.elapsed()
+    }
 }
 
 type State = axum::extract::State<Arc<HttpState>>;

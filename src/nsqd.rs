@@ -26,7 +26,6 @@ mod first_boot;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -236,7 +235,7 @@ impl Nsqd {
         let state = Arc::new(HttpState {
             broker: broker.clone(),
             options,
-            start_time: SystemTime::now(),
+            start_time: http::StartTime::now(),
             tcp_address,
             http_address,
         });

@@ -24,6 +24,7 @@ pub async fn info(state: State) -> Response {
     let opts = state.options.get();
     let start = state
         .start_time
+        .wall
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);

@@ -5,7 +5,9 @@
 mod client;
 
 use std::fmt::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
+
+use super::StartTime;
 
 use axum::extract::RawQuery;
 use axum::response::Response;
@@ -134,7 +136,7 @@ fn as_json(
     producers: &[std::sync::Arc<ClientInfo>],
     percentiles: &[f64],
     filter: &Filter,
-    start: SystemTime,
+    start: StartTime,
     health: &str,
 ) -> Value {
     let topics: Vec<Value> = topics
@@ -181,7 +183,7 @@ fn as_json(
     let mut body = json!({
         "version": NSQ_VERSION,
         "health": health,
-        "start_time": start.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "start_time": start.wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "topics": topics,
         "producers": if filter.include_clients {
             Value::Array(producers.iter().map(|c| client_json(c)).collect())
@@ -224,12 +226,13 @@ fn as_text(
     producers: &[std::sync::Arc<ClientInfo>],
     percentiles: &[f64],
     filter: &Filter,
-    start: SystemTime,
+    start: StartTime,
     health: &str,
 ) -> String {
     let mut w = String::new();
-    let uptime = SystemTime::now().duration_since(start).unwrap_or_default();
+    let uptime = start.uptime();
     let start_secs = start
+        .wall
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
