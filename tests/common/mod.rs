@@ -204,7 +204,17 @@ impl BrokerProcess {
     /// Spawns `rnsq nsqd --data-path <data_path>` on loopback port 0 (TCP, HTTP and HTTPS)
     /// with `extra` flags, and waits until it serves HTTP.
     pub fn spawn(data_path: &Path, extra: &[&str]) -> BrokerProcess {
+        Self::spawn_with_env(data_path, extra, &[])
+    }
+
+    /// [`BrokerProcess::spawn`] with `env` added to the broker's environment.
+    pub fn spawn_with_env(
+        data_path: &Path,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> BrokerProcess {
         let child = Command::new(rnsq_bin())
+            .envs(env.iter().copied())
             .arg("nsqd")
             .arg("--data-path")
             .arg(data_path)
