@@ -110,7 +110,17 @@ async fn serve(
         exit.clone(),
     ));
     context.broker.add_client(info.clone());
-    let pump = tokio::spawn(pump::run(session.clone()));
+    // The pump ending ends the connection: a write that failed or missed its deadline (a
+    // consumer that does not read) must close it, not leave it open with its messages in
+    // flight until each times out.
+    let pump = tokio::spawn({
+        let session = session.clone();
+        async move {
+            let result = pump::run(session.clone()).await;
+            session.exit.cancel();
+            result
+        }
+    });
 
     let reader = deadline.wrap(transport::inbound(Source::Plain(read_half)));
     let result = command_loop(&context, &session, reader).await;
