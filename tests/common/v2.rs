@@ -167,6 +167,12 @@ impl Client {
         client
     }
 
+    /// The socket itself, for a test that drives it by hand (bytes already buffered are
+    /// dropped).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// This end's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.stream.local_addr().unwrap()
