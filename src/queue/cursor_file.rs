@@ -77,7 +77,8 @@ pub fn save_quick(path: &Path, saved: &SavedCursor) -> Result<(), LogError> {
     write(path, saved, false)
 }
 
-fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError> {
+/// The file's bytes for `saved` (the format in the module docs); [`decode`] reads them back.
+pub fn encode(saved: &SavedCursor) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + saved.pending.len() * 18);
     out.extend_from_slice(MAGIC);
     put_cursor(&mut out, &saved.read);
@@ -90,6 +91,11 @@ fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn write(path: &Path, saved: &SavedCursor, durable: bool) -> Result<(), LogError> {
+    let out = encode(saved);
     let temp = temp_path(path);
     let fail = |p: &Path| {
         let p = p.to_path_buf();
@@ -158,19 +164,28 @@ pub fn load(path: &Path) -> Result<Option<SavedCursor>, CursorFileError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LogError::io(path, source).into()),
     };
-    let corrupt = |what| CursorFileError::Corrupt {
-        path: path.into(),
-        what,
-    };
+    decode(&bytes)
+        .map(Some)
+        .map_err(|what| CursorFileError::Corrupt {
+            path: path.into(),
+            what,
+        })
+}
+
+/// Reads a cursor file's bytes. Only bytes [`encode`] wrote are accepted: anything torn,
+/// empty, foreign or with bytes left over is refused, saying which (`too short`, `checksum
+/// mismatch`, `not a cursor file`, `truncated or malformed`). Memory is bounded by the
+/// input's length, whatever count it claims.
+pub fn decode(bytes: &[u8]) -> Result<SavedCursor, &'static str> {
     let Some((body, crc)) = bytes.split_last_chunk::<4>() else {
-        return Err(corrupt("too short"));
+        return Err("too short");
     };
     if crc32c::crc32c(body) != u32::from_be_bytes(*crc) {
-        return Err(corrupt("checksum mismatch"));
+        return Err("checksum mismatch");
     }
     let mut input = Bytes(body);
     if input.take::<8>().as_ref() != Some(MAGIC) {
-        return Err(corrupt("not a cursor file"));
+        return Err("not a cursor file");
     }
     let parse = |input: &mut Bytes| -> Option<SavedCursor> {
         let read = input.cursor()?;
@@ -192,8 +207,7 @@ pub fn load(path: &Path) -> Result<Option<SavedCursor>, CursorFileError> {
     };
     parse(&mut input)
         .filter(|_| input.0.is_empty())
-        .map(Some)
-        .ok_or_else(|| corrupt("truncated or malformed"))
+        .ok_or("truncated or malformed")
 }
 
 #[cfg(test)]

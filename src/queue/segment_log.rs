@@ -40,12 +40,14 @@
 //! it; they never return garbage.
 //!
 //! The pieces: `header` (a segment's first bytes), `record` (the bytes of one record),
-//! `writer` (the writing end and recovery at open), `reader` (reading records in order
+//! `recovery` (where a last segment's bytes end once a torn tail is cut), `writer` (the
+//! writing end and recovery at open), `reader` (reading records in order
 //! across segments).
 
-mod header;
+pub mod header;
 mod reader;
-mod record;
+pub mod record;
+pub mod recovery;
 mod writer;
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! `head` (where a first channel starts), `syncer` (fsyncs and group commit), `reader`
 //! (reading, damage, deleting segments).
 
-mod codec;
+pub mod codec;
 mod head;
 mod open;
 mod reader;

@@ -12,7 +12,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER: u64 = 16;
 
 /// The header of a new segment.
-pub(super) fn encode() -> [u8; SEGMENT_HEADER as usize] {
+pub fn encode() -> [u8; SEGMENT_HEADER as usize] {
     let mut out = [0u8; SEGMENT_HEADER as usize];
     out[..8].copy_from_slice(MAGIC);
     out[8..12].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -23,7 +23,7 @@ pub(super) fn encode() -> [u8; SEGMENT_HEADER as usize] {
 
 /// What a segment's first bytes say about its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Header {
+pub enum Header {
     /// No header: a segment of an earlier release, records from offset 0.
     Legacy,
     /// This version's header: records from [`SEGMENT_HEADER`].
@@ -39,7 +39,7 @@ pub(super) enum Header {
 
 impl Header {
     /// Where the first record is.
-    pub(super) fn data_start(self) -> u64 {
+    pub fn data_start(self) -> u64 {
         match self {
             Header::Legacy => 0,
             _ => SEGMENT_HEADER,
@@ -48,7 +48,7 @@ impl Header {
 }
 
 /// Reads the header from a segment's first bytes (`bytes` starts at offset 0).
-pub(super) fn parse(bytes: &[u8]) -> Header {
+pub fn parse(bytes: &[u8]) -> Header {
     let magic = bytes.len().min(MAGIC.len());
     if bytes[..magic] != MAGIC[..magic] {
         return Header::Legacy;

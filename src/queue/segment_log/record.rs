@@ -7,7 +7,7 @@ pub const HEADER: u64 = 8;
 
 /// One record parsed from bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Parsed {
+pub enum Parsed {
     /// A whole record: its payload's range in the bytes and its total length.
     Whole(std::ops::Range<usize>, u64),
     /// Not a record: this many bytes are damaged (a checksum that fails, or a run of zeros
@@ -18,7 +18,7 @@ pub(super) enum Parsed {
 }
 
 /// The record at the start of `bytes`.
-pub(super) fn parse(bytes: &[u8]) -> Parsed {
+pub fn parse(bytes: &[u8]) -> Parsed {
     if (bytes.len() as u64) < HEADER {
         return Parsed::Short;
     }
@@ -61,7 +61,7 @@ fn zeros(bytes: &[u8]) -> Parsed {
 }
 
 /// Appends the record holding `payload` (not empty) to `out`; returns its total length.
-pub(super) fn encode_into(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
+pub fn encode_into(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
     out.extend_from_slice(payload);

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::header::{self, Header, FORMAT_VERSION, SEGMENT_HEADER};
 use super::reader::{Item, LogReader};
-use super::record::{self, parse, Parsed, HEADER};
+use super::record::{self, HEADER};
+use super::recovery::{scan, Scan};
 use super::{at, live_segments, segment_path, segments, sync_dir, LogError, Position};
 
 /// What opening found and repaired.
@@ -72,37 +73,14 @@ impl SegmentLog {
             .open(&path)
             .map_err(at(&path))?;
         let bytes = read_whole(&mut file).map_err(at(&path))?;
-        let header = header::parse(&bytes);
+        let Scan {
+            header,
+            data_start,
+            end,
+            last_payload,
+            fresh,
+        } = scan(&bytes);
         newer_refused(&path, header)?;
-        // Walk the records; the log's end is after the last record that is whole. A bad
-        // checksum with whole records after it is mid-file damage (readers skip it); a bad
-        // checksum on the last record, a partial record or zeros to the end are a torn tail.
-        let data_start = header.data_start() as usize;
-        let (mut offset, mut end) = (data_start, data_start);
-        let mut last_payload = None;
-        let mut walk = header != Header::Partial;
-        while walk {
-            match parse(&bytes[offset.min(bytes.len())..]) {
-                Parsed::Whole(payload, total) => {
-                    last_payload = Some(offset + payload.start..offset + payload.end);
-                    offset += total as usize;
-                    end = offset;
-                }
-                Parsed::Bad(total) => offset += total as usize,
-                Parsed::Short => walk = false,
-            }
-        }
-        // A header cut short, or a damaged one with no record after it, or an old-format
-        // segment with nothing whole: an empty segment, torn by a cut. It is emptied and
-        // gets a header with its first records.
-        let fresh = match header {
-            Header::Partial => true,
-            Header::Legacy | Header::Damaged => last_payload.is_none(),
-            Header::Current | Header::Newer(_) => false,
-        };
-        if fresh {
-            end = 0;
-        }
         let size = bytes.len() as u64;
         recovery.truncated_bytes = size - end as u64;
         if (end as u64) < size {

@@ -9,7 +9,7 @@ use crate::message::{Message, MESSAGE_ID_LEN};
 const PAYLOAD_HEADER: usize = 8 + 8 + 2 + 4 + MESSAGE_ID_LEN;
 
 /// Appends `message`'s payload to `out`.
-pub(super) fn encode_into(out: &mut Vec<u8>, message: &Message) {
+pub fn encode_into(out: &mut Vec<u8>, message: &Message) {
     out.extend_from_slice(&message.seq.to_be_bytes());
     out.extend_from_slice(&message.timestamp.to_be_bytes());
     out.extend_from_slice(&message.attempts.to_be_bytes());
@@ -19,7 +19,7 @@ pub(super) fn encode_into(out: &mut Vec<u8>, message: &Message) {
 }
 
 /// The message in `payload`; `None` if it is too short to be one.
-pub(super) fn decode(payload: &[u8]) -> Option<Message> {
+pub fn decode(payload: &[u8]) -> Option<Message> {
     if payload.len() < PAYLOAD_HEADER {
         return None;
     }
