@@ -153,6 +153,19 @@ impl NsqdOptions {
         Ok(opts)
     }
 
+    /// Defaults, then a config file's `text` (`path` only names it in errors), then
+    /// validation: [`NsqdOptions::resolve`] with no flags given, without reading a file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and key, or the option, at fault.
+    pub fn resolve_file_text(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let mut opts = NsqdOptions::default();
+        opts.apply_file_text(text, path)?;
+        opts.tls.resolve()?;
+        opts.validate()?;
+        Ok(opts)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, message: String| {
             Err(ConfigError::BadValue {

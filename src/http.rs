@@ -5,12 +5,12 @@
 //! a consistent snapshot from a running broker. [`https`] serves the same routes over TLS.
 
 mod channel;
-mod config;
+pub(crate) mod config;
 pub mod https;
 mod info;
 mod meta;
-mod params;
-mod publish;
+pub(crate) mod params;
+pub(crate) mod publish;
 pub(crate) mod response;
 mod stats;
 mod topic;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::NsqdOptions;
-use crate::options::config_file::{apply_config_file, SetError};
+use crate::options::config_file::{apply_config_file, apply_config_text, SetError};
 use crate::options::value::{
     bad, boolean, go_duration, int, port, positive_duration, positive_int, string,
 };
@@ -16,6 +16,13 @@ impl NsqdOptions {
     /// applied; [`NsqdOptions::resolve`] then discards the options.
     pub(super) fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         apply_config_file(path, "nsqd", &[], |key, value| {
+            self.set_by_cfg_name(key, value)
+        })
+    }
+
+    /// [`NsqdOptions::apply_file`] on a file's `text`; `path` only names it in errors.
+    pub(super) fn apply_file_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        apply_config_text(text, path, "nsqd", &[], |key, value| {
             self.set_by_cfg_name(key, value)
         })
     }

@@ -33,6 +33,31 @@ pub async fn put_option(state: State, Path(opt): Path<String>, body: Bytes) -> R
 
 fn set(state: &State, opt: &str, body: &[u8]) -> ApiResult {
     let limit = state.options.get().max_msg_size;
+    match parse_value(opt, body, limit)? {
+        OptionChange::LookupdTcpAddresses(addresses) => {
+            state
+                .options
+                .update(|o| o.nsqlookupd_tcp_addresses = addresses);
+        }
+        OptionChange::LogLevel(level) => {
+            state.options.update(|o| o.log_level = level);
+        }
+    }
+    current(state, opt)
+}
+
+/// A change `PUT /config/:opt` may make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionChange {
+    /// `nsqlookupd_tcp_addresses`: each a valid `host:port`.
+    LookupdTcpAddresses(Vec<String>),
+    LogLevel(LogLevel),
+}
+
+/// Reads a `PUT /config/:opt` body for `opt`, as Go does: an empty body or one over `limit`
+/// bytes is 413 `INVALID_VALUE`, a bad value 400 `INVALID_VALUE`, an option that cannot be
+/// changed at runtime 400 `INVALID_OPTION`.
+pub fn parse_value(opt: &str, body: &[u8], limit: i64) -> Result<OptionChange, ApiError> {
     if body.is_empty() || body.len() as i64 > limit {
         return Err(ApiError::new(413, "INVALID_VALUE"));
     }
@@ -43,16 +68,13 @@ fn set(state: &State, opt: &str, body: &[u8]) -> ApiResult {
             if addresses.iter().any(|a| validate_host_port(a).is_err()) {
                 return Err(invalid());
             }
-            state
-                .options
-                .update(|o| o.nsqlookupd_tcp_addresses = addresses);
+            Ok(OptionChange::LookupdTcpAddresses(addresses))
         }
         "log_level" => {
             let text = std::str::from_utf8(body).map_err(|_| invalid())?;
             let level: LogLevel = text.parse().map_err(|_| invalid())?;
-            state.options.update(|o| o.log_level = level);
+            Ok(OptionChange::LogLevel(level))
         }
-        _ => return Err(ApiError::new(400, "INVALID_OPTION")),
+        _ => Err(ApiError::new(400, "INVALID_OPTION")),
     }
-    current(state, opt)
 }

@@ -112,24 +112,11 @@ pub async fn publish(
         let body = read_limited(body, max)
             .await
             .map_err(|e| e.reply("MSG_TOO_BIG"))?;
-        if body.is_empty() {
-            return Err(ApiError::new(400, "MSG_EMPTY"));
-        }
-        let params = Params::parse(query.as_deref());
-        let topic = params.valid_topic()?;
+        let max_defer = state.options.get().max_req_timeout.as_millis() as i64;
+        let (topic, deferred_ms) = pub_request(query.as_deref(), &body, max_defer)?;
         let mut message = Message::new(state.broker.next_id(), body);
-        if let Some(text) = params.get("defer") {
-            let ms: i64 = text
-                .parse()
-                .map_err(|_| ApiError::new(400, "INVALID_DEFER"))?;
-            let max_defer = state.options.get().max_req_timeout.as_millis() as i64;
-            if !(0..=max_defer).contains(&ms) {
-                return Err(ApiError::new(400, "INVALID_DEFER"));
-            }
-            message.deferred_ms =
-                u32::try_from(ms).map_err(|_| ApiError::new(400, "INVALID_DEFER"))?;
-        }
-        put(&state, topic, vec![message]).await
+        message.deferred_ms = deferred_ms;
+        put(&state, &topic, vec![message]).await
     }
     .await)
 }
@@ -148,29 +135,11 @@ pub async fn multi_publish(
         }
         let params = Params::parse(query.as_deref());
         let topic = params.valid_topic()?;
-        // As in Go, an unrecognised value of `binary` counts as true.
-        let binary = params
-            .get("binary")
-            .is_some_and(|v| parse_bool(v).unwrap_or(true));
+        let binary = is_binary(&params);
         let body = read_limited(body, opts.max_body_size)
             .await
             .map_err(|e| e.reply("BODY_TOO_BIG"))?;
-        let bodies = if binary {
-            split_messages(body, opts.max_msg_size)
-                .map_err(|e| ApiError::new(413, e.code.trim_start_matches("E_")))?
-        } else {
-            let mut bodies = Vec::new();
-            for line in body.split(|b| *b == b'\n') {
-                if line.is_empty() {
-                    continue;
-                }
-                if line.len() as i64 > opts.max_msg_size {
-                    return Err(ApiError::new(413, "MSG_TOO_BIG"));
-                }
-                bodies.push(body.slice_ref(line));
-            }
-            bodies
-        };
+        let bodies = mpub_bodies(body, binary, opts.max_msg_size)?;
         let messages = bodies
             .into_iter()
             .map(|b| Message::new(state.broker.next_id(), b))
@@ -178,4 +147,60 @@ pub async fn multi_publish(
         put(&state, topic, messages).await
     }
     .await)
+}
+
+/// Reads `/pub`'s query and (size-checked) body as Go does: an empty body is 400
+/// `MSG_EMPTY`, then the topic (400 `MISSING_ARG_TOPIC` / `INVALID_TOPIC`), then `defer` in
+/// milliseconds, 0..=`max_defer_ms` (else 400 `INVALID_DEFER`). Returns the topic and the
+/// delay (0 without `defer`).
+pub fn pub_request(
+    query: Option<&str>,
+    body: &[u8],
+    max_defer_ms: i64,
+) -> Result<(String, u32), ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(400, "MSG_EMPTY"));
+    }
+    let params = Params::parse(query);
+    let topic = params.valid_topic()?.to_string();
+    let Some(text) = params.get("defer") else {
+        return Ok((topic, 0));
+    };
+    let ms: i64 = text
+        .parse()
+        .map_err(|_| ApiError::new(400, "INVALID_DEFER"))?;
+    if !(0..=max_defer_ms).contains(&ms) {
+        return Err(ApiError::new(400, "INVALID_DEFER"));
+    }
+    let ms = u32::try_from(ms).map_err(|_| ApiError::new(400, "INVALID_DEFER"))?;
+    Ok((topic, ms))
+}
+
+/// Whether `/mpub`'s body is binary: `binary` present and not `false`/`0` (as in Go, an
+/// unrecognised value counts as true).
+pub fn is_binary(params: &Params) -> bool {
+    params
+        .get("binary")
+        .is_some_and(|v| parse_bool(v).unwrap_or(true))
+}
+
+/// Splits an (already size-checked) `/mpub` body into message bodies, shared with `body`:
+/// binary as TCP's MPUB frames them (its `E_*` code becomes the 413 reason, `E_` trimmed), or
+/// text, one message per non-empty line (a line over `max_msg_size` is 413 `MSG_TOO_BIG`).
+pub fn mpub_bodies(body: Bytes, binary: bool, max_msg_size: i64) -> Result<Vec<Bytes>, ApiError> {
+    if binary {
+        return split_messages(body, max_msg_size)
+            .map_err(|e| ApiError::new(413, e.code.trim_start_matches("E_")));
+    }
+    let mut bodies = Vec::new();
+    for line in body.split(|b| *b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        if line.len() as i64 > max_msg_size {
+            return Err(ApiError::new(413, "MSG_TOO_BIG"));
+        }
+        bodies.push(body.slice_ref(line));
+    }
+    Ok(bodies)
 }

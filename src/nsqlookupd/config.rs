@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::options::config_file::{apply_config_file, SetError};
+use crate::options::config_file::{apply_config_file, apply_config_text, SetError};
 use crate::options::value::{boolean, go_duration, string};
 use crate::options::{
     self, duration, go_flag, listen_address, set_if_given, ConfigError, LogLevel,
@@ -118,6 +118,20 @@ impl NsqlookupdOptions {
         apply_config_file(path, "nsqlookupd", GO_ONLY_KEYS, |key, value| {
             self.set_by_cfg_name(key, value)
         })
+    }
+
+    /// Defaults, then a config file's `text` (`path` only names it in errors), then
+    /// validation: [`NsqlookupdOptions::resolve`] with no flags given, without reading a file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and key, or the option, at fault.
+    pub fn resolve_file_text(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut opts = NsqlookupdOptions::default();
+        apply_config_text(text, path, "nsqlookupd", GO_ONLY_KEYS, |key, value| {
+            opts.set_by_cfg_name(key, value)
+        })?;
+        opts.validate()?;
+        Ok(opts)
     }
 
     /// Sets one option by its config-file name (Go's `cfg` name) from a TOML value.

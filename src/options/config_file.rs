@@ -21,12 +21,23 @@ pub(crate) fn apply_config_file(
     path: &Path,
     daemon: &'static str,
     go_only_keys: &[&str],
-    mut set: impl FnMut(&str, &toml::Value) -> Result<(), SetError>,
+    set: impl FnMut(&str, &toml::Value) -> Result<(), SetError>,
 ) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.into(),
         source,
     })?;
+    apply_config_text(&text, path, daemon, go_only_keys, set)
+}
+
+/// [`apply_config_file`] on a file's `text`; `path` only names the file in errors.
+pub(crate) fn apply_config_text(
+    text: &str,
+    path: &Path,
+    daemon: &'static str,
+    go_only_keys: &[&str],
+    mut set: impl FnMut(&str, &toml::Value) -> Result<(), SetError>,
+) -> Result<(), ConfigError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax {
