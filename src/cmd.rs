@@ -8,12 +8,12 @@
 
 mod auth;
 mod cls;
-mod dpub;
+pub(crate) mod dpub;
 mod fin;
-mod identify;
-mod mpub;
+pub(crate) mod identify;
+pub(crate) mod mpub;
 mod nop;
-mod publish;
+pub(crate) mod publish;
 mod rdy;
 mod req;
 mod sub;

@@ -12,6 +12,7 @@ pub mod console;
 pub mod data_lock;
 pub mod durable_dir;
 pub mod fd_limit;
+pub mod fuzzing;
 pub mod guid;
 pub mod http;
 pub mod http_serve;

@@ -8,11 +8,11 @@
 //!    registration DB without waiting, so none is left half done), and its peer leaves every
 //!    registration; HTTP requests in progress finish.
 
-mod cmd;
+pub(crate) mod cmd;
 pub mod config;
 mod http;
 pub mod registration_db;
-mod tcp;
+pub(crate) mod tcp;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -46,6 +46,22 @@ pub struct LookupdState {
 }
 
 impl LookupdState {
+    /// State with an empty registration DB, for a daemon bound to these addresses.
+    pub fn new(
+        options: NsqlookupdOptions,
+        tcp_address: SocketAddr,
+        http_address: SocketAddr,
+        hostname: String,
+    ) -> Self {
+        LookupdState {
+            db: RwLock::new(RegistrationDb::new()),
+            options,
+            tcp_address,
+            http_address,
+            hostname,
+        }
+    }
+
     /// The registration DB, for reading. A panic while it was held leaves it usable: every
     /// change is a single map operation.
     pub fn db(&self) -> RwLockReadGuard<'_, RegistrationDb> {
@@ -98,13 +114,12 @@ impl Nsqlookupd {
         let tcp_address = local("TCP", &tcp_listener, &options.tcp_address)?;
         let http_address = local("HTTP", &http_listener, &options.http_address)?;
 
-        let state = Arc::new(LookupdState {
-            db: RwLock::new(RegistrationDb::new()),
+        let state = Arc::new(LookupdState::new(
             options,
             tcp_address,
             http_address,
-            hostname: crate::options::hostname(),
-        });
+            crate::options::hostname(),
+        ));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(tcp::serve(tcp_listener, state.clone(), shutdown.clone()));

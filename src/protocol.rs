@@ -1,9 +1,9 @@
 //! NSQ protocol V2's wire pieces shared by every command: frame types and encoding, client
-//! errors with NSQ's codes (and whether they close the connection), and reading the sizes and
-//! bodies that follow a command line.
+//! errors with NSQ's codes (and whether they close the connection), and reading command lines
+//! and the sizes and bodies that follow them.
 
 use bytes::BufMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
 /// The magic a V2 client sends first.
 pub const MAGIC_V2: &[u8; 4] = b"  V2";
@@ -58,6 +58,48 @@ impl ClientError {
     pub fn frame_data(&self) -> Vec<u8> {
         self.to_string().into_bytes()
     }
+}
+
+/// The longest command line accepted, its `\n` included.
+pub const MAX_LINE: u64 = 64 * 1024;
+
+/// Reads one command line into `line` (cleared first), without its `\n` or a `\r` before it.
+/// `Ok(false)`: the stream ended before the line's first byte. A line of more than
+/// [`MAX_LINE`] bytes is an `InvalidData` error, one the stream ends inside an
+/// `UnexpectedEof` error (the connection closes); at most [`MAX_LINE`] bytes are buffered
+/// either way.
+pub async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    line.clear();
+    let read = reader.take(MAX_LINE).read_until(b'\n', line).await?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if line.last() != Some(&b'\n') {
+        if read as u64 >= MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "command line too long",
+            ));
+        }
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the stream ended inside a command line",
+        ));
+    }
+    line.pop();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(true)
+}
+
+/// A command line's parameters: split on every single space, as nsqd splits them (so
+/// `PUB  t` has an empty second parameter).
+pub fn split_params(line: &[u8]) -> Vec<&[u8]> {
+    line.split(|b| *b == b' ').collect()
 }
 
 /// Reads a 4-byte big-endian signed size.

@@ -11,9 +11,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{state, wrong_state, Cx, Reply};
+use tokio::io::AsyncRead;
+
+use super::{state, wrong_state, Cx, Negotiated, Reply};
 use crate::broker::{client_state, Identity};
+use crate::config::NsqdOptions;
 use crate::protocol::{read_body, read_size, ClientError};
+use crate::session::Settings;
 use crate::transport::Compression;
 use crate::NSQ_VERSION;
 
@@ -21,7 +25,7 @@ use crate::NSQ_VERSION;
 /// for both, and clients such as tokio-nsq send `null`); unknown fields are ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct IdentifyData {
+pub struct IdentifyData {
     client_id: Option<String>,
     hostname: Option<String>,
     user_agent: Option<String>,
@@ -54,14 +58,45 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientErr
     if state(cx) != client_state::INIT {
         return Err(wrong_state("IDENTIFY"));
     }
-    let size = read_size(cx.reader)
+    let body = read_identify_body(cx.reader, cx.options.max_body_size).await?;
+    let data = IdentifyData::parse(&body)?;
+    let settings = negotiate_settings(&data, cx.session.settings(), cx.options)?;
+    cx.session.info.set_identity(Identity {
+        client_id: data.client_id.clone().unwrap_or_default(),
+        hostname: data.hostname.clone().unwrap_or_default(),
+        user_agent: data.user_agent.clone().unwrap_or_default(),
+        sample_rate: i32::from(settings.sample_rate),
+        output_buffer_size: settings.output_buffer_size as i64,
+        output_buffer_timeout_ms: settings
+            .output_buffer_timeout
+            .map_or(0, |d| d.as_millis() as i64),
+        msg_timeout_ms: settings.msg_timeout.as_millis() as i64,
+        heartbeat_interval_ms: settings
+            .heartbeat_interval
+            .map_or(-1, |d| d.as_millis() as i64),
+    });
+    cx.session.set_settings(settings.clone()).await;
+    let offer = Offer {
+        tls_available: cx.tls_available,
+        transport: cx.transport,
+        auth_required: cx.auth.is_some(),
+    };
+    negotiate_upgrades(&data, &settings, cx.options, offer)
+}
+
+/// Reads IDENTIFY's sized body: a size in 1..=`max_body_size`, else `E_BAD_BODY` (as also
+/// when the stream ends early).
+pub async fn read_identify_body(
+    reader: &mut (impl AsyncRead + Unpin),
+    max_body_size: i64,
+) -> Result<Vec<u8>, ClientError> {
+    let size = read_size(reader)
         .await
         .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body size"))?;
-    let max = cx.options.max_body_size;
-    if i64::from(size) > max {
+    if i64::from(size) > max_body_size {
         return Err(ClientError::fatal(
             "E_BAD_BODY",
-            format!("IDENTIFY body too big {size} > {max}"),
+            format!("IDENTIFY body too big {size} > {max_body_size}"),
         ));
     }
     if size <= 0 {
@@ -70,16 +105,30 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientErr
             format!("IDENTIFY invalid body size {size}"),
         ));
     }
-    let body = read_body(cx.reader, size as usize)
+    read_body(reader, size as usize)
         .await
-        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body"))?;
-    // A body of `null` decodes to all defaults, as in Go.
-    let data: IdentifyData = serde_json::from_slice::<Option<IdentifyData>>(&body)
-        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?
-        .unwrap_or_default();
+        .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to read body"))
+}
 
-    let opts = cx.options;
-    let mut settings = cx.session.settings();
+impl IdentifyData {
+    /// Decodes the body as Go does (`null` is all defaults), else `E_BAD_BODY`.
+    pub fn parse(body: &[u8]) -> Result<IdentifyData, ClientError> {
+        serde_json::from_slice::<Option<IdentifyData>>(body)
+            .map_err(|_| ClientError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))
+            .map(Option::unwrap_or_default)
+    }
+}
+
+/// The settings `data` asks for, starting from the connection's `settings`, each checked
+/// against `opts` as Go checks it (`E_BAD_BODY IDENTIFY <what> (<value>) is invalid`): a
+/// heartbeat interval of -1 (off) or 1 s..=max, an output buffer size of -1 (write through),
+/// 64..=max, an output buffer timeout of -1 or min..=max, a sample rate of 0..=99, a message
+/// timeout of 1 s..=max; 0 or absent keeps the current value.
+pub fn negotiate_settings(
+    data: &IdentifyData,
+    mut settings: Settings,
+    opts: &NsqdOptions,
+) -> Result<Settings, ClientError> {
     let max_ms = |d: Duration| d.as_millis() as i64;
     settings.heartbeat_interval = match data.heartbeat_interval.unwrap_or(0) {
         -1 => None,
@@ -123,31 +172,40 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientErr
         }
         ms => return Err(invalid("msg timeout", ms)),
     };
+    Ok(settings)
+}
 
-    cx.session.info.set_identity(Identity {
-        client_id: data.client_id.unwrap_or_default(),
-        hostname: data.hostname.unwrap_or_default(),
-        user_agent: data.user_agent.unwrap_or_default(),
-        sample_rate: i32::from(settings.sample_rate),
-        output_buffer_size: settings.output_buffer_size as i64,
-        output_buffer_timeout_ms: settings
-            .output_buffer_timeout
-            .map_or(0, |d| d.as_millis() as i64),
-        msg_timeout_ms: settings.msg_timeout.as_millis() as i64,
-        heartbeat_interval_ms: settings
-            .heartbeat_interval
-            .map_or(-1, |d| d.as_millis() as i64),
-    });
-    cx.session.set_settings(settings.clone()).await;
+/// What the broker can grant an IDENTIFY besides its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Offer {
+    /// The broker has a TLS certificate.
+    pub tls_available: bool,
+    /// What the connection has negotiated already.
+    pub transport: Negotiated,
+    /// AUTH is enabled.
+    pub auth_required: bool,
+}
+
+/// IDENTIFY's reply once its `settings` are in force: `OK` without `feature_negotiation`,
+/// else the negotiated settings as JSON, with the upgrades granted (TLS when offered and
+/// asked for, snappy or deflate when enabled and asked for, each at most once per
+/// connection). Asking for both compressions is `E_IDENTIFY_FAILED`.
+pub fn negotiate_upgrades(
+    data: &IdentifyData,
+    settings: &Settings,
+    opts: &NsqdOptions,
+    offer: Offer,
+) -> Result<Reply, ClientError> {
+    let max_ms = |d: Duration| d.as_millis() as i64;
     if data.feature_negotiation != Some(true) {
         return Ok(Reply::Response(crate::protocol::OK.to_vec()));
     }
     // What Go grants: TLS when the broker has a certificate, each compression when enabled;
     // rnsq also grants each upgrade once only (a second TLS handshake inside TLS, or a second
     // compression layer, is never what a client means).
-    let tls = cx.tls_available && !cx.transport.tls && data.tls_v1 == Some(true);
-    let deflate = opts.deflate && !cx.transport.compressed && data.deflate == Some(true);
-    let snappy = opts.snappy && !cx.transport.compressed && data.snappy == Some(true);
+    let tls = offer.tls_available && !offer.transport.tls && data.tls_v1 == Some(true);
+    let deflate = opts.deflate && !offer.transport.compressed && data.deflate == Some(true);
+    let snappy = opts.snappy && !offer.transport.compressed && data.snappy == Some(true);
     let mut deflate_level = 6;
     if deflate {
         if let Some(level) = data.deflate_level.filter(|l| *l > 0) {
@@ -179,7 +237,7 @@ pub async fn exec(cx: &mut Cx<'_>, _params: &[&[u8]]) -> Result<Reply, ClientErr
         "max_deflate_level": opts.max_deflate_level,
         "snappy": snappy,
         "sample_rate": settings.sample_rate,
-        "auth_required": cx.auth.is_some(),
+        "auth_required": offer.auth_required,
         "output_buffer_size": settings.output_buffer_size,
         "output_buffer_timeout": settings.output_buffer_timeout.map_or(0, |d| d.as_millis() as i64),
     });

@@ -5,6 +5,7 @@
 //! message is validated before any is queued.
 
 use bytes::Bytes;
+use tokio::io::AsyncRead;
 
 use super::publish::{publish, topic_param};
 use super::{CmdResult, Cx};
@@ -21,29 +22,7 @@ pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     })?;
     // Go checks before reading the body.
     super::auth::check(cx, "MPUB", topic, "").await?;
-    let size = read_size(cx.reader)
-        .await
-        .map_err(|_| ClientError::fatal("E_BAD_BODY", "MPUB failed to read body size"))?;
-    if size <= 0 {
-        return Err(ClientError::fatal(
-            "E_BAD_BODY",
-            format!("MPUB invalid body size {size}"),
-        ));
-    }
-    let max_body = cx.options.max_body_size;
-    if i64::from(size) > max_body {
-        return Err(ClientError::fatal(
-            "E_BAD_BODY",
-            format!("MPUB body too big {size} > {max_body}"),
-        ));
-    }
-    let mut body = Vec::new();
-    if read_body_into(cx.reader, size as usize, &mut body)
-        .await
-        .is_err()
-    {
-        return Err(stalled(&body, cx.options.max_msg_size, max_body));
-    }
+    let body = read_mpub_body(cx.reader, cx.options.max_body_size, cx.options.max_msg_size).await?;
     let bodies = split_messages(Bytes::from(body), cx.options.max_msg_size)?;
     let messages = bodies
         .into_iter()
@@ -98,7 +77,43 @@ fn stalled(partial: &[u8], max_msg_size: i64, max_body_size: i64) -> ClientError
     ClientError::fatal("E_BAD_BODY", "MPUB failed to read body")
 }
 
-/// Splits an MPUB body into message bodies (shared, not copied).
+/// Reads MPUB's sized body: a size in 1..=`max_body_size`, else `E_BAD_BODY`. Nothing is
+/// reserved before the size is checked, and the buffer grows only as bytes arrive. When the
+/// bytes stop (the peer closed, or the read deadline passed) the error is the one Go gives
+/// for the piece that is missing ([`stalled`]).
+pub async fn read_mpub_body(
+    reader: &mut (impl AsyncRead + Unpin),
+    max_body_size: i64,
+    max_msg_size: i64,
+) -> Result<Vec<u8>, ClientError> {
+    let size = read_size(reader)
+        .await
+        .map_err(|_| ClientError::fatal("E_BAD_BODY", "MPUB failed to read body size"))?;
+    if size <= 0 {
+        return Err(ClientError::fatal(
+            "E_BAD_BODY",
+            format!("MPUB invalid body size {size}"),
+        ));
+    }
+    if i64::from(size) > max_body_size {
+        return Err(ClientError::fatal(
+            "E_BAD_BODY",
+            format!("MPUB body too big {size} > {max_body_size}"),
+        ));
+    }
+    let mut body = Vec::new();
+    if read_body_into(reader, size as usize, &mut body)
+        .await
+        .is_err()
+    {
+        return Err(stalled(&body, max_msg_size, max_body_size));
+    }
+    Ok(body)
+}
+
+/// Splits an MPUB body into message bodies (shared, not copied): `[4-byte count]` (at least
+/// 1, and no more than the body could hold), then that many `[4-byte size][bytes]`, each of
+/// 1..=`max_msg_size` bytes; bytes after the last message are ignored, as in Go.
 pub fn split_messages(body: Bytes, max_msg_size: i64) -> Result<Vec<Bytes>, ClientError> {
     let read_i32 = |at: usize| -> Option<i32> {
         body.get(at..at + 4)

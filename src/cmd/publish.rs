@@ -4,6 +4,7 @@
 //! `PUB <topic>\n[4-byte size][body]` → `OK`. The topic is created on first use.
 
 use bytes::Bytes;
+use tokio::io::AsyncRead;
 
 use super::{CmdResult, Cx};
 use crate::message::Message;
@@ -11,7 +12,7 @@ use crate::names;
 use crate::protocol::{go_quote, read_body, read_size, ClientError, OK};
 
 /// Validates `PUB`-style parameters: the topic name (`E_BAD_TOPIC`).
-pub(super) fn topic_param<'a>(
+pub fn topic_param<'a>(
     command: &str,
     params: &[&'a [u8]],
     needed: usize,
@@ -33,12 +34,15 @@ pub(super) fn topic_param<'a>(
     })
 }
 
-/// Reads one sized message body as PUB and DPUB do (`E_BAD_MESSAGE` for a bad size).
-pub(super) async fn read_message_body(
-    cx: &mut Cx<'_>,
+/// Reads one sized message body as PUB and DPUB do: a size in 1..=`max_msg_size`, else
+/// `E_BAD_MESSAGE` (as also when the stream ends early). Nothing is reserved before the size
+/// is checked.
+pub async fn read_message_body(
+    reader: &mut (impl AsyncRead + Unpin),
     command: &str,
+    max_msg_size: i64,
 ) -> Result<Bytes, ClientError> {
-    let size = read_size(cx.reader).await.map_err(|_| {
+    let size = read_size(reader).await.map_err(|_| {
         ClientError::fatal(
             "E_BAD_MESSAGE",
             format!("{command} failed to read message body size"),
@@ -50,14 +54,13 @@ pub(super) async fn read_message_body(
             format!("{command} invalid message body size {size}"),
         ));
     }
-    let max = cx.options.max_msg_size;
-    if i64::from(size) > max {
+    if i64::from(size) > max_msg_size {
         return Err(ClientError::fatal(
             "E_BAD_MESSAGE",
-            format!("{command} message too big {size} > {max}"),
+            format!("{command} message too big {size} > {max_msg_size}"),
         ));
     }
-    let body = read_body(cx.reader, size as usize).await.map_err(|_| {
+    let body = read_body(reader, size as usize).await.map_err(|_| {
         ClientError::fatal(
             "E_BAD_MESSAGE",
             format!("{command} failed to read message body"),
@@ -90,7 +93,7 @@ pub(super) async fn publish(
 
 pub async fn exec(cx: &mut Cx<'_>, params: &[&[u8]]) -> CmdResult {
     let topic = topic_param("PUB", params, 2)?;
-    let body = read_message_body(cx, "PUB").await?;
+    let body = read_message_body(cx.reader, "PUB", cx.options.max_msg_size).await?;
     super::auth::check(cx, "PUB", topic, "").await?;
     let message = Message::new(cx.broker.next_id(), body);
     publish(cx, topic, vec![message], "E_PUB_FAILED", "PUB").await

@@ -13,10 +13,7 @@ mod unregister;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::BufReader;
-use tokio::net::tcp::OwnedReadHalf;
-
-use crate::read_deadline::Timed;
+use tokio::io::AsyncBufRead;
 
 use super::registration_db::Peer;
 use super::LookupdState;
@@ -70,8 +67,8 @@ impl Session {
 pub struct Cx<'a> {
     pub state: &'a Arc<LookupdState>,
     pub session: &'a mut Session,
-    /// The command's bytes, under the deadline the connection armed for this command.
-    pub reader: &'a mut Timed<BufReader<OwnedReadHalf>>,
+    /// The connection's buffered bytes after the command line.
+    pub reader: &'a mut (dyn AsyncBufRead + Unpin + Send),
 }
 
 /// The largest IDENTIFY body accepted: an nsqd's is a couple of hundred bytes of JSON. (Go

@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -23,7 +25,7 @@ use tracing::Instrument;
 use super::cmd::{self, Cx, Session};
 use super::LookupdState;
 use crate::lookup_wire::{put_response, MAGIC_V1};
-use crate::read_deadline::ReadDeadline;
+use crate::read_deadline::{ReadDeadline, Timed};
 
 /// The longest command line accepted; longer ones close the connection. (Go has no limit;
 /// the longest valid line is under 200 bytes.)
@@ -62,16 +64,7 @@ async fn run(
         if let Err(e) = ended {
             tracing::debug!(error = %e, "connection ended");
         }
-        if let Some(peer) = &session.peer {
-            for registration in state.db_mut().remove_peer(&peer.info.id) {
-                tracing::info!(
-                    category = registration.category.as_str(),
-                    key = %registration.key,
-                    subkey = %registration.subkey,
-                    "DB: UNREGISTER on disconnect"
-                );
-            }
-        }
+        leave(&state, &session);
         tracing::info!("client closed");
     }
     .instrument(span)
@@ -99,12 +92,29 @@ async fn serve_connection(
 
     let (read_half, mut write_half) = stream.into_split();
     let mut reader = deadline.wrap(BufReader::new(read_half));
+    // One deadline for each command's line and any body the command reads.
+    let arm = |reader: &mut Timed<_>| reader.deadline_mut().arm(Some(READ_DEADLINE));
+    serve_commands(state, &mut reader, &mut write_half, session, arm).await
+}
+
+/// Runs the command loop over a connection's bytes after the magic: each line (at most
+/// [`MAX_LINE`] bytes; a longer one, or the end of the stream, ends the loop) is trimmed, split
+/// on single spaces and run, and its response written; `arm` runs before each command's line
+/// is read (the server arms the command's read deadline there). A command's error is written
+/// as the last response, then the loop ends. `Err` only when reading or writing fails (a
+/// missed deadline is a `TimedOut` read).
+pub(crate) async fn serve_commands<R: AsyncBufRead + Unpin + Send>(
+    state: &Arc<LookupdState>,
+    reader: &mut R,
+    writer: &mut (impl AsyncWrite + Unpin),
+    session: &mut Session,
+    mut arm: impl FnMut(&mut R),
+) -> std::io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        // One deadline for the line and any body the command reads.
-        reader.deadline_mut().arm(Some(READ_DEADLINE));
-        (&mut reader)
+        arm(reader);
+        (&mut *reader)
             .take(MAX_LINE)
             .read_until(b'\n', &mut line)
             .await?;
@@ -120,20 +130,35 @@ async fn serve_connection(
         let mut cx = Cx {
             state,
             session: &mut *session,
-            reader: &mut reader,
+            reader: &mut *reader,
         };
         let mut out = Vec::new();
         match cmd::exec(&mut cx, &params).await {
             Ok(data) => {
                 put_response(&mut out, &data);
-                write_half.write_all(&out).await?;
+                writer.write_all(&out).await?;
             }
             Err(error) => {
                 tracing::warn!(%error, "client error; closing");
                 put_response(&mut out, &error.response_data());
-                write_half.write_all(&out).await?;
+                writer.write_all(&out).await?;
                 return Ok(());
             }
+        }
+    }
+}
+
+/// A connection has ended: its peer, if it identified, leaves every registration (the
+/// registrations themselves stay).
+pub(crate) fn leave(state: &LookupdState, session: &Session) {
+    if let Some(peer) = &session.peer {
+        for registration in state.db_mut().remove_peer(&peer.info.id) {
+            tracing::info!(
+                category = registration.category.as_str(),
+                key = %registration.key,
+                subkey = %registration.subkey,
+                "DB: UNREGISTER on disconnect"
+            );
         }
     }
 }

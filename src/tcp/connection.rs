@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -25,13 +25,10 @@ use tracing::Instrument;
 use super::{pump, upgrade, TcpContext};
 use crate::broker::{ClientInfo, Identity};
 use crate::cmd::{self, Cx, Negotiated, Reply};
-use crate::protocol::{put_frame, FRAME_ERROR, MAGIC_V2};
+use crate::protocol::{put_frame, read_line, split_params, FRAME_ERROR, MAGIC_V2};
 use crate::read_deadline::{ReadDeadline, Timed};
 use crate::session::{Session, Settings};
 use crate::transport::{self, Inbound, Sink, Source};
-
-/// The longest command line accepted; a longer one closes the connection.
-const MAX_LINE: u64 = 64 * 1024;
 
 /// How long a new connection may take to send its 4-byte magic. Go nsqd has no deadline
 /// here (a silent connection holds a goroutine for ever); this is the allowance a connected
@@ -149,7 +146,6 @@ async fn command_loop(
     let mut options_changes = context.options.watch();
     let mut options = options_changes.borrow_and_update().clone();
     loop {
-        line.clear();
         if options_changes.has_changed().unwrap_or(false) {
             options = options_changes.borrow_and_update().clone();
         }
@@ -157,29 +153,18 @@ async fn command_loop(
         // command makes through `reader`.
         let limit = session.settings().heartbeat_interval.map(|i| i * 2);
         reader.deadline_mut().arm(limit);
-        let mut limited = (&mut reader).take(MAX_LINE);
         let read = tokio::select! {
             _ = session.exit.cancelled() => return Ok(()),
-            read = limited.read_until(b'\n', &mut line) => read?,
+            read = read_line(&mut reader, &mut line) => read,
         };
-        if read == 0 {
-            return Ok(());
-        }
-        if line.last() != Some(&b'\n') {
-            if line.len() as u64 >= MAX_LINE {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "command line too long",
-                ));
-            }
+        match read {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
             // The client closed mid-line; Go drops the partial line the same way.
-            return Ok(());
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
         }
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        let params: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+        let params = split_params(&line);
         let mut cx = Cx {
             broker: &context.broker,
             options: &options,
