@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds every fuzz target once, then runs each for a bounded time from its committed seeds
+# (fuzz/corpus/<target>/), keeping what it finds in fuzz/work/<target>/ (not committed).
+# Fails at the first crash; cargo-fuzz leaves the input in fuzz/artifacts/<target>/.
+#
+#   fuzz/run-all.sh                  # 15 s per target
+#   FUZZ_SECONDS=60 fuzz/run-all.sh
+#   FUZZ_RUNS=10000000 fuzz/run-all.sh v2_commands   # a fixed number of executions instead
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Every target, in one place.
+TARGETS=(
+  v2_commands
+  lookupd_commands
+  http_publish
+  http_config
+  nsqd_dat
+  config_file
+  segment_log
+  cursor_file
+  snappy
+  deflate
+)
+if [ "$#" -gt 0 ]; then
+  TARGETS=("$@")
+fi
+
+# A single allocation over 256 MiB is a bug in any of these parsers: no input they take
+# justifies it (the decoders' bodies and chunks are bounded far below).
+flags=(-malloc_limit_mb=256 -rss_limit_mb=2048 -print_final_stats=1)
+if [ -n "${FUZZ_RUNS:-}" ]; then
+  flags+=(-runs="$FUZZ_RUNS")
+else
+  flags+=(-max_total_time="${FUZZ_SECONDS:-15}")
+fi
+
+cargo +nightly fuzz build
+for target in "${TARGETS[@]}"; do
+  mkdir -p "work/$target"
+  echo "== fuzz target $target: ${flags[*]}"
+  cargo +nightly fuzz run "$target" "work/$target" "corpus/$target" -- "${flags[@]}"
+done
+echo "== every fuzz target ran without a crash: ${TARGETS[*]}"
