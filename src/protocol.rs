@@ -200,6 +200,38 @@ mod tests {
         assert_eq!(go_quote("é".as_bytes()), "\"é\"");
     }
 
+    #[tokio::test]
+    async fn reads_lines_as_nsqd_does_and_refuses_long_or_unterminated_ones() {
+        let mut line = Vec::new();
+        let mut input: &[u8] = b"PUB t\r\nNOP\n\nlast";
+        assert!(read_line(&mut input, &mut line).await.unwrap());
+        assert_eq!(line, b"PUB t");
+        assert_eq!(split_params(&line), [&b"PUB"[..], b"t"]);
+        assert!(read_line(&mut input, &mut line).await.unwrap());
+        assert_eq!(line, b"NOP");
+        assert!(read_line(&mut input, &mut line).await.unwrap());
+        assert_eq!(line, b"");
+        assert_eq!(split_params(&line), [&b""[..]]);
+        let unterminated = read_line(&mut input, &mut line).await.unwrap_err();
+        assert_eq!(unterminated.kind(), std::io::ErrorKind::InvalidData);
+        assert!(!read_line(&mut input, &mut line).await.unwrap(), "the end");
+
+        // A line of MAX_LINE bytes with its newline is the longest taken; one byte more is
+        // refused once MAX_LINE bytes are read, whatever follows.
+        let mut longest = vec![b'x'; MAX_LINE as usize - 1];
+        longest.push(b'\n');
+        let mut input = &longest[..];
+        assert!(read_line(&mut input, &mut line).await.unwrap());
+        assert_eq!(line.len() as u64, MAX_LINE - 1);
+        let mut too_long = vec![b'x'; MAX_LINE as usize];
+        too_long.extend_from_slice(b"\nNOP\n");
+        let mut input = &too_long[..];
+        let error = read_line(&mut input, &mut line).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(input, b"\nNOP\n", "no more than MAX_LINE bytes were taken");
+        assert_eq!(split_params(b"PUB  t"), [&b"PUB"[..], b"", b"t"]);
+    }
+
     #[test]
     fn frames_and_errors() {
         let mut out = Vec::new();
