@@ -6,6 +6,7 @@
 #   fuzz/run-all.sh                  # 15 s per target
 #   FUZZ_SECONDS=60 fuzz/run-all.sh
 #   FUZZ_RUNS=10000000 fuzz/run-all.sh v2_commands   # a fixed number of executions instead
+#   FUZZ_PROFILE=dev fuzz/run-all.sh # unoptimised: builds in a fraction of the time, runs slower
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 set -euo pipefail
@@ -37,10 +38,16 @@ else
   flags+=(-max_total_time="${FUZZ_SECONDS:-15}")
 fi
 
-cargo +nightly fuzz build
+# The same profile for the build and the runs (else each run would build again).
+profile=()
+if [ "${FUZZ_PROFILE:-release}" = dev ]; then
+  profile=(--dev)
+fi
+
+cargo +nightly fuzz build "${profile[@]}"
 for target in "${TARGETS[@]}"; do
   mkdir -p "work/$target"
   echo "== fuzz target $target: ${flags[*]}"
-  cargo +nightly fuzz run "$target" "work/$target" "corpus/$target" -- "${flags[@]}"
+  cargo +nightly fuzz run "${profile[@]}" "$target" "work/$target" "corpus/$target" -- "${flags[@]}"
 done
 echo "== every fuzz target ran without a crash: ${TARGETS[*]}"
