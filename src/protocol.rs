@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(line, b"");
         assert_eq!(split_params(&line), [&b""[..]]);
         let unterminated = read_line(&mut input, &mut line).await.unwrap_err();
-        assert_eq!(unterminated.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(unterminated.kind(), std::io::ErrorKind::UnexpectedEof);
         assert!(!read_line(&mut input, &mut line).await.unwrap(), "the end");
 
         // A line of MAX_LINE bytes with its newline is the longest taken; one byte more is
