@@ -7,6 +7,7 @@
 #   FUZZ_SECONDS=60 fuzz/run-all.sh
 #   FUZZ_RUNS=10000000 fuzz/run-all.sh v2_commands   # a fixed number of executions instead
 #   FUZZ_PROFILE=dev fuzz/run-all.sh # unoptimised: builds in a fraction of the time, runs slower
+#   FUZZ_SANITIZER=none fuzz/run-all.sh  # without AddressSanitizer: faster, for long runs
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 set -euo pipefail
@@ -42,6 +43,11 @@ fi
 profile=()
 if [ "${FUZZ_PROFILE:-release}" = dev ]; then
   profile=(--dev)
+fi
+# FUZZ_SANITIZER=none: no AddressSanitizer (several times the executions a second; the
+# targets' own assertions and Rust's checks still hold), for long runs on a small machine.
+if [ -n "${FUZZ_SANITIZER:-}" ]; then
+  profile+=(--sanitizer "$FUZZ_SANITIZER")
 fi
 
 cargo +nightly fuzz build "${profile[@]}"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::certs::{self, Certs};
-use common::{eventually, eventually_blocking, get, rnsq_bin};
+use common::{eventually, eventually_blocking, free_port, get, rnsq_bin};
 use serde_json::{json, Value};
 
 /// nsqd 1.3.0's flags, every one (`nsqd --help`). `--version` prints and exits, so it is
@@ -417,14 +417,6 @@ fn help_names_every_nsqd_flag() {
         .filter(|f| !help.contains(&format!("--{f}")))
         .collect();
     assert!(missing.is_empty(), "not in --help: {missing:?}");
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// nsqlookupd 1.3.0's flags: `config`, `log-level`, `log-prefix`, `verbose`, `tcp-address`,

@@ -10,26 +10,8 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-/// Runs `rnsq bench <args>` and returns its standard output, failing unless it exits 0.
 async fn bench(args: Vec<String>) -> String {
-    let shown = args.join(" ");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(common::rnsq_bin())
-            .arg("bench")
-            .args(args)
-            .output()
-            .expect("run rnsq bench")
-    })
-    .await
-    .expect("bench task");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "rnsq bench {shown} failed: {}\nstdout: {stdout}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    common::rnsq_bench(args).await
 }
 
 /// The msg/s figure of the result line.
@@ -263,10 +245,7 @@ async fn writer_reports_a_refused_publish() {
 async fn connections_storms_v2_and_http_and_lists_every_client_in_stats() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = common::BrokerProcess::spawn(dir.path(), &[]);
-    let tcp = rnsq::data_lock::read_holder(dir.path())
-        .and_then(|h| h.tcp_address)
-        .expect("the broker's TCP address")
-        .to_string();
+    let tcp = broker.tcp().to_string();
     let http = broker.http.to_string();
     let pid = broker.child.id().to_string();
 

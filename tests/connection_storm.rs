@@ -10,7 +10,7 @@ mod common;
 
 use std::process::{Child, Command, Stdio};
 
-use common::{eventually, rnsq_bin, BrokerProcess};
+use common::{eventually, free_port, rnsq_bench, rnsq_bin, BrokerProcess};
 
 /// The storm's size, as the issue asks.
 const STORM: usize = 10_000;
@@ -19,28 +19,12 @@ const STORM: usize = 10_000;
 /// broker. Measured: about 22 KiB (Go nsqd 1.3.0: about 29 KiB).
 const MAX_KIB_PER_CONNECTION: f64 = 64.0;
 
-/// Runs `rnsq bench connections <args>`; returns its standard output, failing unless it exits
-/// 0 (a connection not answered within the bench's 120 s, or answered wrongly, fails it).
+/// Runs `rnsq bench connections --hold 0s <args>`; returns its standard output (a
+/// connection not answered within the bench's 120 s, or answered wrongly, fails it).
 async fn storm(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let shown = args.join(" ");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(rnsq_bin())
-            .args(["bench", "connections", "--hold", "0s"])
-            .args(args)
-            .output()
-            .expect("run rnsq bench connections")
-    })
-    .await
-    .expect("bench task");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "rnsq bench connections {shown} failed: {}\nstdout: {stdout}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let mut all: Vec<String> = ["connections", "--hold", "0s"].map(String::from).to_vec();
+    all.extend(args.iter().map(|s| s.to_string()));
+    rnsq_bench(all).await
 }
 
 /// The number just before `suffix` in `text`.
@@ -66,10 +50,7 @@ fn number_before(text: &str, suffix: &str) -> f64 {
 async fn ten_thousand_at_once_on_nsqd_are_answered_held_cheaply_and_listed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = BrokerProcess::spawn(dir.path(), &[]);
-    let tcp = rnsq::data_lock::read_holder(dir.path())
-        .and_then(|h| h.tcp_address)
-        .expect("the broker's TCP address")
-        .to_string();
+    let tcp = broker.tcp().to_string();
     let http = broker.http.to_string();
     let pid = broker.child.id().to_string();
 
@@ -124,13 +105,6 @@ impl Drop for Lookupd {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use common::certs::{self, ClientCert};
 use common::v2::{identify_cmd, pub_cmd, with_size};
-use common::{eventually_blocking, rnsq_bin, BrokerProcess};
+use common::{eventually_blocking, free_port, rnsq_bin, BrokerProcess};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -46,14 +46,6 @@ const EARLY: Duration = Duration::from_millis(500);
 // ---------------------------------------------------------------------------------------------
 // Daemons
 // ---------------------------------------------------------------------------------------------
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// `rnsq nsqd` on port 0 with small body limits (1 KiB messages, 4 KiB bodies).
 fn spawn_nsqd(dir: &Path) -> (BrokerProcess, SocketAddr) {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{eventually, get, post, DEADLINE};
+use common::{eventually, free_port, get, post, DEADLINE};
 use rnsq::lookup_wire::{Command, PeerInfo, MAGIC_V1};
 use rnsq::nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
 
@@ -738,14 +738,6 @@ async fn shutdown_closes_connections() {
         TcpStream::connect(http).await.is_err(),
         "HTTP still listening"
     );
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[tokio::test]

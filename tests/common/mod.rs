@@ -193,6 +193,38 @@ pub fn rnsq_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rnsq"))
 }
 
+/// A loopback port that was free a moment ago (for daemons that cannot listen on port 0 and
+/// say where they landed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Runs `rnsq bench <args>` as the built binary and returns its standard output, failing the
+/// test (with both outputs) unless it exits 0.
+pub async fn rnsq_bench(args: Vec<String>) -> String {
+    let shown = args.join(" ");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(rnsq_bin())
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("run rnsq bench")
+    })
+    .await
+    .expect("bench task");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "rnsq bench {shown} failed: {}\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// A broker running as the built binary.
 pub struct BrokerProcess {
     pub child: Child,
@@ -248,6 +280,13 @@ impl BrokerProcess {
     /// `http://<address>`.
     pub fn base(&self) -> String {
         base(self.http)
+    }
+
+    /// Its TCP (protocol V2) address, as its data lock records it.
+    pub fn tcp(&self) -> SocketAddr {
+        data_lock::read_holder(&self.data_path)
+            .and_then(|h| h.tcp_address)
+            .expect("the broker's TCP address")
     }
 
     /// `kill -9`, then reap.
